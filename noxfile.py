@@ -1,0 +1,67 @@
+"""The project's single entry point: `nox` runs what CI runs; `nox -l` lists every session."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+ROOT = Path(__file__).parent
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    """Install the project (editable, so `python -m service_b` runs this checkout) and groups."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, *groups))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """Type-check the services (strict) and the tests with mypy."""
+    install(session, "typing")
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run every test on asyncio and trio, with branch coverage; fail under 90 %."""
+    install(session, "tests")
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", "--quiet")
+    session.run("coverage", "report")
+
+
+@nox.session(default=False)
+def serve(session: nox.Session) -> None:
+    """Run B on 8000 until Ctrl+C."""
+    install(session)
+    python = str(Path(session.bin) / "python")
+    processes = [subprocess.Popen([python, "-m", "service_b", "--port", "8000"])]
+    session.log("B on http://127.0.0.1:8000; Ctrl+C stops it")
+    try:
+        for process in processes:
+            process.wait()
+    except KeyboardInterrupt:
+        session.log("stopping")
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            process.wait(timeout=15)

@@ -1,0 +1,159 @@
+"""B's HTTP endpoints: liveness, the static test file and the items resource."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi.responses import FileResponse
+
+from service_b.models import BAnswer, Detail, Item, ItemCreated, ItemIn, RootMessage, Status
+from service_b.resources import ResourcesDep, StoreDep
+from service_b.settings import SQLITE_MAX_INTEGER
+
+#: The content of `/static/data.txt`, written at startup into B's private temporary directory.
+DATA_TEXT = "This is a test file served by FastAPI."
+DATA_FILE_NAME = "data.txt"
+
+router = APIRouter()
+
+
+@router.get("/", response_model=RootMessage)
+async def root() -> RootMessage:
+    """Say that the server is running."""
+    return RootMessage()
+
+
+@router.get("/status", response_model=Status)
+async def get_status() -> Status:
+    """Report that B is up; service A's health check calls this."""
+    return Status()
+
+
+@router.get("/b/", response_model=BAnswer)
+async def get_b() -> BAnswer:
+    """Answer `{"b": "b"}`, the call service A makes to prove it reaches B."""
+    return BAnswer()
+
+
+@router.get(
+    "/static/data.txt",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def get_data_file(resources: ResourcesDep) -> FileResponse:
+    """Serve the text file B wrote at startup."""
+    return FileResponse(resources.static_dir / DATA_FILE_NAME, media_type="text/plain")
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    status.HTTP_404_NOT_FOUND: {"model": Detail, "description": "No item has this id"},
+}
+BAD_BODY: dict[int | str, dict[str, Any]] = {
+    status.HTTP_400_BAD_REQUEST: {"model": Detail, "description": "The body could not be read"},
+    status.HTTP_413_CONTENT_TOO_LARGE: {
+        "model": Detail,
+        "description": "The body is larger than SERVICE_B_MAX_BODY_BYTES",
+    },
+}
+ITEM_LINKS = {
+    "GetItemById": {
+        "operationId": "get_item",
+        "parameters": {"item_id": "$response.body#/item_data/item_id"},
+    },
+    "UpdateItemById": {
+        "operationId": "update_item",
+        "parameters": {"item_id": "$response.body#/item_data/item_id"},
+    },
+    "DeleteItemById": {
+        "operationId": "delete_item",
+        "parameters": {"item_id": "$response.body#/item_data/item_id"},
+    },
+}
+
+items = APIRouter(prefix="/items", tags=["items"])
+PathItemId = Annotated[int, Path(ge=1, le=SQLITE_MAX_INTEGER)]
+
+
+def _not_found(item_id: int) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"Item with ID {item_id} not found.")
+
+
+@items.get("", response_model=list[Item], response_model_exclude_none=True)
+async def list_items(
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INTEGER)] = 0,
+) -> list[Item]:
+    """Give one page of items, in id order."""
+    return await store.page(limit, offset)
+
+
+@items.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ItemCreated,
+    response_model_exclude_none=True,
+    responses={
+        **BAD_BODY,
+        status.HTTP_201_CREATED: {
+            "headers": {
+                "Location": {
+                    "description": "The new item's URL",
+                    "schema": {"type": "string"},
+                    "required": True,
+                }
+            },
+            "links": ITEM_LINKS,
+        },
+    },
+)
+async def create_item(item: ItemIn, store: StoreDep, response: Response) -> ItemCreated:
+    """Store a new item; its URL is in `Location`."""
+    created = await store.create(item.name, item.is_offer)
+    response.headers["Location"] = f"/items/{created.item_id}"
+    return ItemCreated(item_data=created)
+
+
+@items.get(
+    "/{item_id}",
+    response_model=Item,
+    response_model_exclude_none=True,
+    responses=NOT_FOUND,
+)
+async def get_item(item_id: PathItemId, store: StoreDep) -> Item:
+    """Give the item with this id."""
+    item = await store.get(item_id)
+    if item is None:
+        raise _not_found(item_id)
+    return item
+
+
+@items.put(
+    "/{item_id}",
+    response_model=Item,
+    response_model_exclude_none=True,
+    responses={**NOT_FOUND, **BAD_BODY},
+)
+async def update_item(item_id: PathItemId, item: ItemIn, store: StoreDep) -> Item:
+    """Replace the item's name and offer flag."""
+    updated = await store.update(item_id, item.name, item.is_offer)
+    if updated is None:
+        raise _not_found(item_id)
+    return updated
+
+
+@items.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=NOT_FOUND,
+)
+async def delete_item(item_id: PathItemId, store: StoreDep) -> Response:
+    """Remove the item."""
+    if await store.delete(item_id) is None:
+        raise _not_found(item_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+router.include_router(items)

@@ -1,0 +1,36 @@
+"""How B answers HTTP requests it cannot serve: always JSON `{"detail": ...}`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
+
+from service_b.json_text import dump_json
+
+logger = logging.getLogger(__name__)
+
+
+def _json(content: object, status_code: int) -> Response:
+    return Response(dump_json(content), status_code=status_code, media_type="application/json")
+
+
+async def invalid_request(_: Request, exc: Exception) -> Response:
+    """Answer 422 with FastAPI's list of errors, even when they quote undecodable input."""
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class
+    return _json({"detail": jsonable_encoder(exc.errors())}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """Answer 500 in JSON, without the traceback; reached only through a bug."""
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _json({"detail": "Internal server error"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def install_http_error_handlers(app: FastAPI) -> None:
+    """Register B's HTTP error handlers on `app`."""
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(Exception, internal_error)

@@ -1,0 +1,167 @@
+"""The shapes of what B receives and answers, over HTTP and over WebSockets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+ItemName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ItemIn(BaseModel):
+    """The body of `POST /items` and `PUT /items/{item_id}`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: ItemName
+    is_offer: bool | None = None
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class Answer(BaseModel):
+    """A message B sends: fields with a default are still always present, so required."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class Item(BaseModel):
+    """A stored item; `is_offer` appears only when it is set."""
+
+    item_id: int
+    name: str
+    # Documented as an optional boolean: B serialises items with `exclude_none`.
+    is_offer: bool | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+
+    def to_json(self) -> dict[str, Any]:
+        """Give the item as B sends it: without `is_offer` when it is not set."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class ItemCreated(Answer):
+    """The answer to `POST /items`."""
+
+    message: Literal["Item created successfully"] = "Item created successfully"
+    item_data: Item
+
+
+class Detail(Answer):
+    """An error answer."""
+
+    detail: str
+
+
+class RootMessage(Answer):
+    """The answer to `GET /`."""
+
+    message: Literal["Server is running"] = "Server is running"
+
+
+class Status(Answer):
+    """The answer to `GET /status`."""
+
+    status: Literal["ok"] = "ok"
+
+
+class BAnswer(Answer):
+    """The answer to `GET /b/`."""
+
+    b: Literal["b"] = "b"
+
+
+# WebSocket messages. Their JSON Schemas are what the AsyncAPI document publishes.
+
+STREAM_TEXT: Final = "This is a periodic update from the server."
+
+
+class StreamUpdate(Answer):
+    """One periodic message of `/ws/stream`."""
+
+    timestamp: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+    message: Literal["This is a periodic update from the server."] = STREAM_TEXT
+
+
+class JsonReceived(Answer):
+    """The answer of `/ws/json` to a JSON text."""
+
+    message: Literal["Received JSON data"] = "Received JSON data"
+    data: Any
+
+
+class LoginArgs(BaseModel):
+    """The credentials of a login request."""
+
+    model_config = ConfigDict(strict=True)
+
+    api_key: str = Field(alias="apiKey")
+    passphrase: str
+    timestamp: str
+    sign: str
+
+
+class LoginRequest(BaseModel):
+    """The first message on `/ws/v5/private`."""
+
+    model_config = ConfigDict(strict=True)
+
+    op: Literal["login"]
+    args: Annotated[list[LoginArgs], Field(min_length=1, max_length=1)]
+
+
+class ChannelArg(BaseModel):
+    """A channel named by a subscribe or unsubscribe request."""
+
+    model_config = ConfigDict(strict=True)
+
+    channel: Literal["items"]
+
+
+class SubscribeRequest(BaseModel):
+    """A subscribe or unsubscribe request on `/ws/v5/private`, after login."""
+
+    model_config = ConfigDict(strict=True)
+
+    op: Literal["subscribe", "unsubscribe"]
+    args: Annotated[list[ChannelArg], Field(min_length=1)]
+
+
+class LoginSucceeded(Answer):
+    """The answer to a valid login."""
+
+    event: Literal["login"] = "login"
+    success: Literal[True] = True
+
+
+class LoginFailed(Answer):
+    """The answer to any failed login; the connection then closes with 1008."""
+
+    event: Literal["login"] = "login"
+    success: Literal[False] = False
+    message: Literal["Authentication failed"] = "Authentication failed"
+
+
+class Subscribed(Answer):
+    """The acknowledgement of a subscribe or unsubscribe request."""
+
+    event: Literal["subscribe", "unsubscribe"]
+    arg: ChannelArg
+
+
+class ErrorEvent(Answer):
+    """The answer to a request B cannot serve; before login the connection then closes with 1008."""
+
+    event: Literal["error"] = "error"
+    code: str
+    msg: str
+
+
+class ItemsPush(Answer):
+    """A change to B's items, pushed to every subscriber of the `items` channel."""
+
+    arg: ChannelArg
+    action: Literal["created", "updated", "deleted"]
+    data: list[Item]

@@ -1,0 +1,186 @@
+"""B's items, persisted in SQLite and reached from async code through one worker thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from service_b.models import Item
+from service_b.topics import Topic
+
+R = TypeVar("R")
+
+SEED_ITEM = Item(item_id=1, name="The One Item")
+
+_SCHEMA_VERSION = 1
+# AUTOINCREMENT: an id is never handed out twice, even after its item was deleted.
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS items (
+    item_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    is_offer INTEGER
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """One committed change to the items, as subscribers of the `items` channel see it."""
+
+    action: Literal["created", "updated", "deleted"]
+    item: Item
+
+
+def _item(row: tuple[int, str, int | None]) -> Item:
+    item_id, name, is_offer = row
+    return Item(item_id=item_id, name=name, is_offer=None if is_offer is None else bool(is_offer))
+
+
+class ItemStore:
+    """CRUD on items; every committed change is published to `changes`.
+
+    SQLite calls run one at a time on a worker thread (a capacity limiter of one), so
+    writes never race, and a call that returned has been committed to disk.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, changes: Topic[ItemChange]) -> None:
+        """Wrap an open connection whose schema is in place."""
+        self._connection = connection
+        self._limiter = anyio.CapacityLimiter(1)
+        self.changes = changes
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: str, changes: Topic[ItemChange]) -> AsyncIterator[ItemStore]:
+        """Open (and if new, create and seed) the store at `path`; close it on exit."""
+        connection = await anyio.to_thread.run_sync(_connect, path)
+        try:
+            yield cls(connection, changes)
+        finally:
+            await anyio.to_thread.run_sync(connection.close)
+
+    async def _run(self, call: Callable[[sqlite3.Connection], R]) -> R:
+        return await anyio.to_thread.run_sync(call, self._connection, limiter=self._limiter)
+
+    async def get(self, item_id: int) -> Item | None:
+        """Give the item with this id, or None."""
+
+        def read(db: sqlite3.Connection) -> Item | None:
+            row = db.execute(
+                "SELECT item_id, name, is_offer FROM items WHERE item_id = ?", (item_id,)
+            ).fetchone()
+            return None if row is None else _item(row)
+
+        return await self._run(read)
+
+    async def page(self, limit: int, offset: int) -> list[Item]:
+        """Give up to `limit` items in id order, after skipping `offset` of them."""
+
+        def read(db: sqlite3.Connection) -> list[Item]:
+            rows = db.execute(
+                "SELECT item_id, name, is_offer FROM items ORDER BY item_id LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+            return [_item(row) for row in rows]
+
+        return await self._run(read)
+
+    async def create(self, name: str, is_offer: bool | None) -> Item:
+        """Store a new item and give it with its new id."""
+
+        def write(db: sqlite3.Connection) -> Item:
+            cursor = db.execute(
+                "INSERT INTO items (name, is_offer) VALUES (?, ?)", (name, is_offer)
+            )
+            assert cursor.lastrowid is not None  # noqa: S101 - an INSERT always sets it
+            return Item(item_id=cursor.lastrowid, name=name, is_offer=is_offer)
+
+        item = await self._run(write)
+        self.changes.publish(ItemChange("created", item))
+        return item
+
+    async def update(self, item_id: int, name: str, is_offer: bool | None) -> Item | None:
+        """Replace an item's fields; give the new item, or None when there is no such item."""
+
+        def write(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE items SET name = ?, is_offer = ? WHERE item_id = ?",
+                (name, is_offer, item_id),
+            )
+            return cursor.rowcount == 1
+
+        if not await self._run(write):
+            return None
+        item = Item(item_id=item_id, name=name, is_offer=is_offer)
+        self.changes.publish(ItemChange("updated", item))
+        return item
+
+    async def delete(self, item_id: int) -> Item | None:
+        """Remove an item; give what it was, or None when there is no such item."""
+
+        def write(db: sqlite3.Connection) -> Item | None:
+            row = db.execute(
+                "DELETE FROM items WHERE item_id = ? RETURNING item_id, name, is_offer",
+                (item_id,),
+            ).fetchone()
+            return None if row is None else _item(row)
+
+        item = await self._run(write)
+        if item is not None:
+            self.changes.publish(ItemChange("deleted", item))
+        return item
+
+    async def reset(self) -> None:
+        """Empty the store and put back the seed item, as in a fresh store."""
+
+        def write(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute("DELETE FROM items")
+                db.execute("DELETE FROM sqlite_sequence WHERE name = 'items'")
+                _seed(db)
+
+        await self._run(write)
+
+
+def _seed(db: sqlite3.Connection) -> None:
+    db.execute(
+        "INSERT INTO items (item_id, name, is_offer) VALUES (?, ?, ?)",
+        (SEED_ITEM.item_id, SEED_ITEM.name, SEED_ITEM.is_offer),
+    )
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # Autocommit: each statement is its own transaction, committed when `execute` returns.
+    # One connection serves every worker-thread call; the limiter keeps them sequential.
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        # FULL: a write that returned survives a crash or power loss, not only a restart.
+        connection.execute("PRAGMA synchronous = FULL")
+        with _transaction(connection):
+            connection.execute(_CREATE_TABLE)
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            if version == 0:
+                _seed(connection)
+                connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection

@@ -1,0 +1,293 @@
+"""B's WebSocket endpoints: echo, stream, JSON, broadcast and the private items channel."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from functools import partial
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from fastapi import APIRouter, Depends, Query, WebSocket
+from pydantic import BaseModel, ValidationError
+from starlette.websockets import WebSocketDisconnect
+
+from service_b.json_text import dump_json
+from service_b.models import (
+    ChannelArg,
+    ErrorEvent,
+    ItemsPush,
+    JsonReceived,
+    LoginFailed,
+    LoginRequest,
+    LoginSucceeded,
+    StreamUpdate,
+    Subscribed,
+    SubscribeRequest,
+)
+from service_b.okx import verify_login
+from service_b.resources import Resources, ResourcesDep, SettingsDep
+from service_b.settings import Settings
+from service_b.store import ItemChange
+from service_b.topics import Subscription
+from service_b.websocket_errors import (
+    InvalidPayload,
+    MessageTooBig,
+    OriginRefused,
+    PolicyViolation,
+    TryAgainLater,
+    UnsupportedData,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def check_origin(websocket: WebSocket, settings: SettingsDep) -> None:
+    """Refuse a browser handshake from an origin that is not allowed (cross-site hijacking).
+
+    A handshake without `Origin` comes from a non-browser client and is accepted.
+    """
+    origin = websocket.headers.get("origin")
+    allowed = settings.allowed_origins
+    if origin is not None and origin not in allowed and "*" not in allowed:
+        raise OriginRefused(f"origin {origin} is not allowed")
+
+
+router = APIRouter(dependencies=[Depends(check_origin)])
+
+
+async def race(*tasks: Callable[[], Awaitable[None]]) -> None:
+    """Run `tasks` together until the first one ends; cancel the others and re-raise its error.
+
+    The error comes out bare, not in an exception group, so the app's WebSocket error
+    handler sees the class it maps to a close code.
+    """
+    failure: Exception | None = None
+
+    async def run(task: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
+        nonlocal failure
+        try:
+            await task()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, once the others stopped
+            failure = failure or exc
+        finally:
+            scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        for task in tasks:
+            group.start_soon(run, task, group.cancel_scope)
+    if failure is not None:
+        raise failure
+
+
+async def receive_message(websocket: WebSocket, max_bytes: int) -> str | bytes:
+    """Wait for the next message, text or binary, of at most `max_bytes` bytes."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text: str | None = message.get("text")
+    if text is None:
+        data: bytes = message.get("bytes") or b""
+        if len(data) > max_bytes:
+            raise MessageTooBig(f"message is larger than {max_bytes} bytes")
+        return data
+    # Each character takes 1 to 4 bytes: encode only when the length alone cannot tell.
+    if len(text) > max_bytes or (len(text) * 4 > max_bytes and len(text.encode()) > max_bytes):
+        raise MessageTooBig(f"message is larger than {max_bytes} bytes")
+    return text
+
+
+async def receive_text(websocket: WebSocket, max_bytes: int) -> str:
+    """Wait for the next text message; a binary frame ends the session with 1003."""
+    message = await receive_message(websocket, max_bytes)
+    if isinstance(message, bytes):
+        raise UnsupportedData("binary frames are not supported; send text")
+    return message
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(text: str) -> Any:
+    """Parse a JSON text strictly (no NaN or Infinity); anything else ends with 1007."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise InvalidPayload("message is not valid JSON") from None
+
+
+async def send_model(websocket: WebSocket, model: BaseModel) -> None:
+    """Send a message model as JSON text, leaving out fields that are not set."""
+    await websocket.send_text(model.model_dump_json(exclude_none=True))
+
+
+async def deliver(
+    websocket: WebSocket, subscription: Subscription[T], render: Callable[[T], str]
+) -> None:
+    """Send each queued message; end with 1013 as soon as the queue overflows."""
+
+    async def forward() -> None:
+        async for message in subscription.messages:
+            await websocket.send_text(render(message))
+
+    async def watch() -> None:
+        await subscription.overflowed.wait()
+        raise TryAgainLater("too many messages queued for this client; reconnect")
+
+    await race(forward, watch)
+
+
+@router.websocket("/ws/echo")
+async def echo(websocket: WebSocket, settings: SettingsDep) -> None:
+    """Answer each text message M with `Echo: M`."""
+    await websocket.accept()
+    while True:
+        text = await receive_text(websocket, settings.ws_max_message_bytes)
+        await websocket.send_text(f"Echo: {text}")
+
+
+@router.websocket("/ws/stream")
+async def stream(
+    websocket: WebSocket,
+    settings: SettingsDep,
+    interval: Annotated[float, Query(ge=0.01, le=60, allow_inf_nan=False)] = 1.0,
+) -> None:
+    """Send a timestamped update every `interval` seconds; client messages are ignored."""
+    await websocket.accept()
+
+    async def send_updates() -> None:
+        due = anyio.current_time()
+        while True:
+            update = StreamUpdate(timestamp=datetime.now(UTC).isoformat())
+            await send_model(websocket, update)
+            # Keep to the schedule, but never try to catch up on updates a slow client missed.
+            due = max(due + interval, anyio.current_time())
+            await anyio.sleep(due - anyio.current_time())
+
+    async def ignore_input() -> None:
+        while True:
+            await receive_message(websocket, settings.ws_max_message_bytes)
+
+    await race(send_updates, ignore_input)
+
+
+@router.websocket("/ws/json")
+async def json_endpoint(websocket: WebSocket, settings: SettingsDep) -> None:
+    """Answer each JSON text with the parsed value; text that is not JSON closes with 1007."""
+    await websocket.accept()
+    while True:
+        value = parse_json(await receive_text(websocket, settings.ws_max_message_bytes))
+        await websocket.send_text(dump_json(JsonReceived(data=value).model_dump(mode="python")))
+
+
+@router.websocket("/ws/broadcast")
+async def broadcast(websocket: WebSocket, resources: ResourcesDep) -> None:
+    """Pass each text message M to every other connected client as `New message: M`."""
+    topic = resources.broadcast
+    # Subscribe before the handshake completes: once a client is connected, it hears everything.
+    with topic.subscribe() as me:
+        await websocket.accept()
+
+        async def read() -> None:
+            while True:
+                text = await receive_text(websocket, resources.settings.ws_max_message_bytes)
+                topic.publish(f"New message: {text}", exclude=me)
+
+        await race(read, partial(deliver, websocket, me, str))
+
+
+class PrivateSession:
+    """One client of `/ws/v5/private`: a login, then subscriptions to the items channel."""
+
+    def __init__(self, websocket: WebSocket, resources: Resources, exits: ExitStack) -> None:
+        """Serve `websocket`; subscriptions are released by `exits` when the session ends."""
+        self._websocket = websocket
+        self._resources = resources
+        self._settings: Settings = resources.settings
+        self._exits = exits
+        self._subscription: Subscription[ItemChange] | None = None
+        self._subscribed = anyio.Event()
+
+    async def _receive(self) -> Any:
+        """Wait for the next JSON request, answering OKX's keep-alive `ping` on the way."""
+        while True:
+            text = await receive_text(self._websocket, self._settings.ws_max_message_bytes)
+            if text != "ping":
+                return parse_json(text)
+            await self._websocket.send_text("pong")
+
+    async def login(self) -> None:
+        """Accept only a valid login first; anything else is answered, then closes with 1008."""
+        request = await self._receive()
+        if not isinstance(request, dict) or request.get("op") != "login":
+            await send_model(self._websocket, ErrorEvent(code="60011", msg="Please log in"))
+            raise PolicyViolation("login required")
+        try:
+            login = LoginRequest.model_validate(request)
+        except ValidationError:
+            accepted = False
+        else:
+            accepted = verify_login(
+                login.args[0],
+                self._settings.api_keys,
+                now=time.time(),
+                max_skew=self._settings.login_max_clock_skew_seconds,
+            )
+        if not accepted:
+            await send_model(self._websocket, LoginFailed())
+            raise PolicyViolation("authentication failed")
+        await send_model(self._websocket, LoginSucceeded())
+
+    async def serve_requests(self) -> None:
+        """Answer subscribe requests until the client leaves."""
+        while True:
+            request = await self._receive()
+            op = request.get("op") if isinstance(request, dict) else None
+            if op != "subscribe":
+                await send_model(
+                    self._websocket, ErrorEvent(code="60012", msg=f"Unsupported operation: {op}")
+                )
+                continue
+            try:
+                subscribe = SubscribeRequest.model_validate(request)
+            except ValidationError:
+                await send_model(
+                    self._websocket,
+                    ErrorEvent(code="60018", msg="Invalid subscription: the channel is items"),
+                )
+                continue
+            if self._subscription is None:
+                # Subscribe before acknowledging, so no change after the answer is missed.
+                topic = self._resources.store.changes
+                self._subscription = self._exits.enter_context(topic.subscribe())
+                self._subscribed.set()
+            for arg in subscribe.args:
+                await send_model(self._websocket, Subscribed(event="subscribe", arg=arg))
+
+    async def push_changes(self) -> None:
+        """Once subscribed, push every committed change to the items."""
+        await self._subscribed.wait()
+        assert self._subscription is not None  # noqa: S101 - set before the event
+        await deliver(self._websocket, self._subscription, _render_change)
+
+
+def _render_change(change: ItemChange) -> str:
+    push = ItemsPush(arg=ChannelArg(channel="items"), action=change.action, data=[change.item])
+    return push.model_dump_json(exclude_none=True)
+
+
+@router.websocket("/ws/v5/private")
+async def private(websocket: WebSocket, resources: ResourcesDep) -> None:
+    """Log in with an OKX-style signature, then subscribe to pushes of item changes."""
+    await websocket.accept()
+    with ExitStack() as exits:
+        session = PrivateSession(websocket, resources, exits)
+        await session.login()
+        await race(session.serve_requests, session.push_changes)

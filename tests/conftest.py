@@ -1,0 +1,71 @@
+"""Fixtures shared by every test: the async backends, and B built in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from httpx_ws.transport import ASGIWebSocketTransport
+
+from service_b import Settings as BSettings
+from service_b import create_app as create_b
+
+Backend = Literal["asyncio", "trio"]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param("trio", id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> Backend:
+    """Run every anyio test, and every TestClient, on asyncio and on trio."""
+    backend: Backend = request.param
+    return backend
+
+
+@pytest.fixture
+def b_settings() -> BSettings:
+    """Give B's settings for in-process tests: an in-memory store, quick to make."""
+    return BSettings(database_path=":memory:")
+
+
+@pytest.fixture
+def b_app(b_settings: BSettings) -> FastAPI:
+    """Give a fresh B, its lifespan not yet started."""
+    return create_b(b_settings)
+
+
+@pytest.fixture
+async def b_running(b_app: FastAPI) -> AsyncIterator[LifespanManager]:
+    """Run B's lifespan for the test; `.app` is B with its lifespan state in place."""
+    async with LifespanManager(b_app) as manager:
+        yield manager
+
+
+@pytest.fixture
+async def b_client(b_running: LifespanManager) -> AsyncIterator[httpx.AsyncClient]:
+    """Give an httpx client that reaches the running B in-process, over HTTP and WebSockets."""
+    transport = ASGIWebSocketTransport(b_running.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service-b") as client:
+        yield client
+
+
+@pytest.fixture
+def b_testclient(b_app: FastAPI, anyio_backend: Backend) -> Iterator[TestClient]:
+    """Give Starlette's TestClient on B, as a context manager so the lifespan runs."""
+    with TestClient(b_app, backend=anyio_backend) as client:
+        yield client
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Give a path for an SQLite file that lives as long as the test."""
+    return tmp_path / "items.sqlite3"
