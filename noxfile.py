@@ -49,11 +49,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def serve(session: nox.Session) -> None:
-    """Run B on 8000 until Ctrl+C."""
+    """Run B on 8000 and A on 8001 until Ctrl+C."""
     install(session)
     python = str(Path(session.bin) / "python")
-    processes = [subprocess.Popen([python, "-m", "service_b", "--port", "8000"])]
-    session.log("B on http://127.0.0.1:8000; Ctrl+C stops it")
+    processes = [
+        subprocess.Popen([python, "-m", "service_b", "--port", "8000"]),
+        subprocess.Popen([python, "-m", "service_a", "--port", "8001"]),
+    ]
+    session.log("B on http://127.0.0.1:8000, A on http://127.0.0.1:8001; Ctrl+C stops them")
     try:
         for process in processes:
             process.wait()

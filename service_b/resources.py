@@ -1,4 +1,8 @@
-"""What B's lifespan opens, and the dependencies through which routes reach it."""
+"""What B's lifespan opens, and the dependencies through which routes reach it.
+
+The dependencies are `async def` although they only read attributes: FastAPI runs a plain
+`def` dependency on a worker thread, a costly hop on every request.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ class Resources:
     static_dir: Path
 
 
-def get_resources(connection: HTTPConnection) -> Resources:
+async def get_resources(connection: HTTPConnection) -> Resources:
     """Give the resources of the running app, from its lifespan state."""
     return cast("Resources", connection.state.resources)
 
@@ -32,12 +36,12 @@ def get_resources(connection: HTTPConnection) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_store(resources: ResourcesDep) -> ItemStore:
+async def get_store(resources: ResourcesDep) -> ItemStore:
     """Give the item store."""
     return resources.store
 
 
-def get_settings(resources: ResourcesDep) -> Settings:
+async def get_settings(resources: ResourcesDep) -> Settings:
     """Give the settings B runs with."""
     return resources.settings
 

@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def check_origin(websocket: WebSocket, settings: SettingsDep) -> None:
+async def check_origin(websocket: WebSocket, settings: SettingsDep) -> None:
     """Refuse a browser handshake from an origin that is not allowed (cross-site hijacking).
 
     A handshake without `Origin` comes from a non-browser client and is accepted.

@@ -11,10 +11,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from httpx_ws.transport import ASGIWebSocketTransport
 
 from service_b import Settings as BSettings
 from service_b import create_app as create_b
+from tests.ws import InProcessWebSocketTransport
 
 Backend = Literal["asyncio", "trio"]
 
@@ -53,7 +53,7 @@ async def b_running(b_app: FastAPI) -> AsyncIterator[LifespanManager]:
 @pytest.fixture
 async def b_client(b_running: LifespanManager) -> AsyncIterator[httpx.AsyncClient]:
     """Give an httpx client that reaches the running B in-process, over HTTP and WebSockets."""
-    transport = ASGIWebSocketTransport(b_running.app)
+    transport = InProcessWebSocketTransport(b_running.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://service-b") as client:
         yield client
 

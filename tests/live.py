@@ -58,6 +58,11 @@ class ServiceProcess:
             return self.final_log
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """Kill the process at once, as a crash would: no shutdown, no close frames."""
+        self.process.kill()
+        self.process.wait()
+
     def stop(self) -> int:
         """Stop the process as Ctrl+C would, so its lifespan shuts down; kill it if it hangs."""
         if self.process.poll() is None:

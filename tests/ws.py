@@ -1,12 +1,31 @@
-"""A typed door to httpx-ws for the tests."""
+"""httpx-ws for the tests: a typed `connect_ws`, and an in-process transport without races.
+
+httpx-ws 0.9's `ASGIWebSocketTransport` runs an app's WebSocket sessions in-process, but
+it differs from a real server in three ways that make tests flaky or slow:
+
+- it keeps the handshake's scope on the transport, so two handshakes in flight at once can
+  both get the second one's path and headers;
+- a client's `close()` closes the in-memory stream under the session's background reader,
+  which then fails with `ClosedResourceError` instead of seeing the end of the stream;
+- nothing answers a client's close frame (a real server's protocol layer does, at once),
+  so a client that waits for the answer, as A's relay does, waits until its timeout.
+
+`InProcessWebSocketTransport` is httpx-ws's transport with those three fixed.
+"""
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import anyio
+import anyio.abc
 import httpx
+import wsproto
+import wsproto.events
+import wsproto.utilities
 from httpx_ws import AsyncWebSocketSession, aconnect_ws
+from httpx_ws.transport import ASGIWebSocketAsyncNetworkStream, ASGIWebSocketTransport
 
 
 def connect_ws(
@@ -14,3 +33,54 @@ def connect_ws(
 ) -> AbstractAsyncContextManager[AsyncWebSocketSession]:
     """Open a WebSocket session through `client` (`aconnect_ws`, with its session type named)."""
     return aconnect_ws(url, client, session_class=AsyncWebSocketSession, **options)
+
+
+class _InProcessStream(ASGIWebSocketAsyncNetworkStream):
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        while True:
+            try:
+                return await super().read(max_bytes, timeout)
+            except wsproto.utilities.LocalProtocolError:
+                continue  # the app sent after the close began: a socket peer drops it too
+            except (anyio.ClosedResourceError, anyio.EndOfStream):
+                return b""  # the end of the stream, as a socket would report it
+
+    async def write(
+        self,
+        buffer: bytes,
+        timeout: float | None = None,  # noqa: ARG002, ASYNC109 - httpcore's signature
+    ) -> None:
+        self.connection.receive_data(buffer)
+        for event in self.connection.events():
+            if isinstance(event, wsproto.events.CloseConnection):
+                await self.send(
+                    {"type": "websocket.disconnect", "code": event.code, "reason": event.reason}
+                )
+                # Answer the close frame, as a server's protocol layer does.
+                await self._send_queue.send(
+                    {"type": "websocket.close", "code": event.code, "reason": event.reason or ""}
+                )
+            elif isinstance(event, wsproto.events.TextMessage):
+                await self.send({"type": "websocket.receive", "text": event.data})
+            elif isinstance(event, wsproto.events.BytesMessage):
+                await self.send({"type": "websocket.receive", "bytes": bytes(event.data)})
+
+
+class InProcessWebSocketTransport(ASGIWebSocketTransport):
+    """httpx-ws's in-process transport, each session with its own scope, closing like a server."""
+
+    async def _handle_ws_request(
+        self,
+        request: httpx.Request,  # noqa: ARG002 - httpx-ws's signature
+        scope: dict[str, Any],
+    ) -> httpx.Response:
+        async def open_stream(*, task_status: anyio.abc.TaskStatus[Any]) -> None:
+            app = self.app  # typed as httpx's ASGI app; httpx-ws's stream names the same shape
+            stream = _InProcessStream(app, scope, self._task_group, self._initial_receive_timeout)  # type: ignore[arg-type]
+            assert self._exit_stack is not None
+            task_status.started(await self._exit_stack.enter_async_context(stream))
+
+        stream, accept_response = await self._task_group.start(open_stream)
+        lines = accept_response.decode().splitlines()
+        headers = [tuple(line.split(": ", 1)) for line in lines[1:] if line.strip()]
+        return httpx.Response(101, headers=headers, extensions={"network_stream": stream})

@@ -1,0 +1,78 @@
+"""Build service A: `create_app(settings)` wires the lifespan, the routes and the error handlers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.responses import JSONResponse, Response
+
+from service_a import http_api, relay
+from service_a.b_client import ServiceBError, build_client
+from service_a.edge import Edge
+from service_a.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+VERSION = "1.0.0"
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+async def _service_b_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceBError)  # noqa: S101 - registered for this class
+    logger.warning("%s", exc.detail)
+    headers = (
+        {"Retry-After": "1"} if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    )
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def _invalid_request(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class
+    # ASCII JSON: the errors may quote a lone surrogate, which UTF-8 cannot carry.
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, separators=(",", ":"))
+    return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "Internal server error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build A for `settings` (by default, from the environment)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with build_client(settings) as client:
+            logger.info("service A ready, service B at %s", settings.service_b_url)
+            yield {"service_b_client": client, "settings": settings}
+
+    app = FastAPI(
+        title="Service A",
+        version=VERSION,
+        description="The gateway: forwards the items API to service B, relays its WebSockets, "
+        "and reports B's health.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
+    app.add_exception_handler(ServiceBError, _service_b_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(Exception, _internal_error)
+    app.include_router(http_api.router)
+    app.include_router(relay.router)
+    return app

@@ -1,0 +1,203 @@
+"""How A calls B over HTTP: the client A's lifespan opens, and calls that check B's answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import anyio
+import httpx
+from fastapi import status
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from service_a.edge import REQUEST_ID_HEADER
+from service_a.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# RFC 9110 section 7.6.1: these describe one connection and are never passed on, nor are
+# the headers a `Connection` header names. Length and encoding are recomputed by each hop.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+NOT_FORWARDED_TO_B = HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "content-type",
+    "accept-encoding",
+    REQUEST_ID_HEADER,
+}
+NOT_RETURNED_FROM_B = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+
+# Requests that may be sent twice: RFC 9110 section 9.2.2.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+def build_client(settings: Settings) -> httpx.AsyncClient:
+    """Make A's client for B, with explicit timeouts and pool limits."""
+    limits = httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_keepalive_connections,
+        keepalive_expiry=settings.keepalive_expiry,
+    )
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout,
+        read=settings.read_timeout,
+        write=settings.write_timeout,
+        pool=settings.pool_timeout,
+    )
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    return httpx.AsyncClient(
+        base_url=settings.service_b_url,
+        transport=transport,
+        limits=limits,
+        timeout=timeout,
+        trust_env=False,
+        follow_redirects=False,
+    )
+
+
+class ServiceBError(Exception):
+    """B could not give A a usable answer; A answers its caller with `status_code`."""
+
+    status_code: ClassVar[int]
+
+    def __init__(self, detail: str) -> None:
+        """Carry the `detail` A's caller is told."""
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ServiceBUnavailable(ServiceBError):
+    """No connection to B could be made."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+
+class ServiceBTimeout(ServiceBError):
+    """B did not answer in time."""
+
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+
+
+class BadServiceBAnswer(ServiceBError):
+    """B answered with a server error, or with something that breaks A's expectations."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+
+
+def headers_for_b(connection: HTTPConnection) -> dict[str, str]:
+    """Give the caller's end-to-end headers to pass on to B, with the request id."""
+    headers = _end_to_end(connection.headers, NOT_FORWARDED_TO_B)
+    headers[REQUEST_ID_HEADER] = connection.state.request_id
+    return headers
+
+
+def _end_to_end(headers: Headers | httpx.Headers, excluded: frozenset[str]) -> dict[str, str]:
+    named = {token.strip().lower() for token in headers.get("connection", "").split(",")}
+    return {
+        name: value
+        for name, value in headers.items()
+        if name.lower() not in excluded and name.lower() not in named
+    }
+
+
+async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what to expect
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    expect: Mapping[int, TypeAdapter[Any] | None],
+    headers: Mapping[str, str],
+    json: Any = None,
+    params: Mapping[str, int] | None = None,
+) -> httpx.Response:
+    """Send a request to B and check its answer against `expect` (status to body model).
+
+    Raises a `ServiceBError` when B cannot be reached (503), is too slow (504), or answers
+    a 5xx, an unexpected status or a body that does not fit (502). A request that may be
+    repeated is retried once, only when the connection failed before anything was sent.
+    """
+    request = client.build_request(method, path, headers=headers, json=json, params=params)
+    attempts = 2 if method in IDEMPOTENT else 1
+    # httpx's timeouts bound each step; B trickling bytes could still stretch the whole
+    # answer without end, so one attempt never takes longer than the four together.
+    deadline = sum(
+        filter(
+            None,
+            (
+                client.timeout.pool,
+                client.timeout.connect,
+                client.timeout.write,
+                client.timeout.read,
+            ),
+        )
+    )
+    for attempt in range(1, attempts + 1):
+        try:
+            with anyio.fail_after(deadline):
+                response = await client.send(request)
+            break
+        except httpx.ConnectError as exc:
+            if attempt == attempts:
+                raise ServiceBUnavailable("service B unavailable") from exc
+            logger.info("retrying %s %s: %s", method, path, exc)
+        except httpx.ConnectTimeout as exc:
+            raise ServiceBUnavailable("service B unavailable") from exc
+        except httpx.PoolTimeout as exc:
+            raise ServiceBUnavailable("service B unavailable: no free connection") from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise ServiceBTimeout("service B timed out") from exc
+        except httpx.TransportError as exc:
+            raise BadServiceBAnswer(f"service B broke the connection: {exc!r}") from exc
+    _check(response, method, path, expect)
+    return response
+
+
+def _check(
+    response: httpx.Response, method: str, path: str, expect: Mapping[int, TypeAdapter[Any] | None]
+) -> None:
+    code = response.status_code
+    what = f"service B's answer to {method} {path}"
+    if code >= status.HTTP_500_INTERNAL_SERVER_ERROR:
+        raise BadServiceBAnswer(f"{what} is an error: {code}")
+    if code not in expect:
+        raise BadServiceBAnswer(f"{what} has an unexpected status: {code}")
+    model = expect[code]
+    if model is None:
+        return
+    try:
+        model.validate_json(response.content)
+    except ValidationError as exc:
+        raise BadServiceBAnswer(f"{what} ({code}) {_describe(exc)}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    if error["type"] == "json_invalid":
+        return "is not JSON"
+    where = ".".join(str(part) for part in error["loc"]) or "the body"
+    return f"does not match what A expects: {where}: {error['msg']}"
+
+
+def passed_on(response: httpx.Response) -> Response:
+    """Give B's answer to A's caller as it is: status, body and end-to-end headers."""
+    return Response(
+        content=response.content,
+        status_code=response.status_code,
+        headers=_end_to_end(response.headers, NOT_RETURNED_FROM_B),
+    )

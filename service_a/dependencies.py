@@ -1,0 +1,29 @@
+"""The dependencies through which A's routes reach what its lifespan opened.
+
+They are `async def` although they only read state: FastAPI runs a plain `def` dependency
+on a worker thread, a costly hop on every request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+import httpx
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from service_a.settings import Settings
+
+
+async def get_service_b_client(connection: HTTPConnection) -> httpx.AsyncClient:
+    """Give the one client for B that A's lifespan opened (tests override this dependency)."""
+    return cast("httpx.AsyncClient", connection.state.service_b_client)
+
+
+async def get_settings(connection: HTTPConnection) -> Settings:
+    """Give the settings A runs with."""
+    return cast("Settings", connection.state.settings)
+
+
+ServiceBClient = Annotated[httpx.AsyncClient, Depends(get_service_b_client)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,108 @@
+"""A's edge middleware: the request id, one log line per request, and the body size limit."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from fastapi import HTTPException, status
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("service_a.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+# A caller's id is kept only if it is short and plain, so it is safe in logs and headers.
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+def request_id_of(headers: Headers) -> str:
+    """Give the caller's `X-Request-ID` when it is safe to reuse, else a new one."""
+    given = headers.get(REQUEST_ID_HEADER, "")
+    return given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+class Edge:
+    """Give each request an id (kept from the caller or new), send it back, log one line.
+
+    HTTP bodies larger than `max_body_bytes` are refused with a JSON 413: by their
+    `Content-Length` before anything is read, or as soon as a streamed body passes the limit.
+    The id is put in the request's state, where the routes read it to pass it on to B.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        """Wrap `app`."""
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.too_large = f"Request body is larger than {max_body_bytes} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request or WebSocket session."""
+        if scope["type"] not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        request_id = request_id_of(headers)
+        scope.setdefault("state", {})["request_id"] = request_id
+        outcome = {"status": 0}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in {"http.response.start", "websocket.http.response.start"}:
+                outcome["status"] = message["status"]
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            elif message["type"] == "websocket.accept":
+                outcome["status"] = 101
+                id_header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+                message["headers"] = [*message.get("headers", []), id_header]
+            elif message["type"] == "websocket.close" and outcome["status"] == 0:
+                outcome["status"] = 403
+            await send(message)
+
+        try:
+            if scope["type"] == "http":
+                await self._serve_http(scope, receive, send_with_id, headers)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            logger.info(
+                '%s "%s %s" %d %.1fms request_id=%s',
+                _client(scope),
+                scope.get("method", "WEBSOCKET"),
+                scope["path"],
+                outcome["status"],
+                (time.perf_counter() - started) * 1000,
+                request_id,
+            )
+
+    async def _serve_http(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers
+    ) -> None:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            response = JSONResponse(
+                {"detail": self.too_large}, status_code=status.HTTP_413_CONTENT_TOO_LARGE
+            )
+            await response(scope, receive, send)
+            return
+        read = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal read
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > self.max_body_bytes:
+                    # FastAPI re-raises an HTTPException met while reading the body.
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, self.too_large)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"

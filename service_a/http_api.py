@@ -1,0 +1,229 @@
+"""A's HTTP routes: its own, the health check, and the item operations forwarded to B."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+import httpx
+from fastapi import APIRouter, Path, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
+from starlette.responses import Response
+
+from service_a.b_client import call_service_b, headers_for_b, passed_on
+from service_a.dependencies import ServiceBClient, SettingsDep
+from service_a.models import (
+    B_ANSWER,
+    B_STATUS,
+    DETAIL,
+    ITEM,
+    ITEM_CREATED,
+    ITEM_LIST,
+    SQLITE_MAX_INTEGER,
+    VALIDATION_ERRORS,
+    AAnswer,
+    BAnswer,
+    Degraded,
+    Detail,
+    Healthy,
+    Item,
+    ItemCreated,
+    ItemIn,
+    ServiceBDown,
+    ServiceBUp,
+)
+
+router = APIRouter()
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        status.HTTP_400_BAD_REQUEST: "The body could not be read",
+        status.HTTP_404_NOT_FOUND: "No item has this id (B's answer, passed on)",
+        status.HTTP_413_CONTENT_TOO_LARGE: "The body is larger than SERVICE_A_MAX_BODY_BYTES",
+        status.HTTP_502_BAD_GATEWAY: "B answered with an error, or with an answer A cannot use",
+        status.HTTP_503_SERVICE_UNAVAILABLE: "B cannot be reached",
+        status.HTTP_504_GATEWAY_TIMEOUT: "B did not answer in time",
+    }
+    return {code: {"model": Detail, "description": descriptions[code]} for code in codes}
+
+
+GATEWAY_ERRORS = (
+    status.HTTP_502_BAD_GATEWAY,
+    status.HTTP_503_SERVICE_UNAVAILABLE,
+    status.HTTP_504_GATEWAY_TIMEOUT,
+)
+BODY_ERRORS = (status.HTTP_400_BAD_REQUEST, status.HTTP_413_CONTENT_TOO_LARGE)
+
+# What A accepts from B, per operation: status to the model of the body (None: no body).
+REFUSED: dict[int, TypeAdapter[Any] | None] = {
+    status.HTTP_422_UNPROCESSABLE_CONTENT: VALIDATION_ERRORS,
+}
+NOT_FOUND: dict[int, TypeAdapter[Any] | None] = {status.HTTP_404_NOT_FOUND: DETAIL}
+
+
+@router.get("/a/", response_model=AAnswer)
+async def get_a() -> AAnswer:
+    """Answer `{"a": "a"}`."""
+    return AAnswer()
+
+
+@router.get("/a/call_b", response_model=BAnswer, responses=_errors(*GATEWAY_ERRORS))
+async def call_b(request: Request, client: ServiceBClient) -> Response:
+    """Call B's `GET /b/` and give its answer."""
+    response = await call_service_b(
+        client, "GET", "/b/", expect={200: B_ANSWER}, headers=headers_for_b(request)
+    )
+    return passed_on(response)
+
+
+@router.get(
+    "/status",
+    response_model=Healthy,
+    responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Degraded}},
+)
+async def get_status(
+    request: Request, client: ServiceBClient, settings: SettingsDep
+) -> Healthy | JSONResponse:
+    """Report whether B answers its own `GET /status`, and how fast."""
+    started = anyio.current_time()
+    try:
+        response = await client.get(
+            "/status",
+            headers=headers_for_b(request),
+            timeout=httpx.Timeout(settings.status_timeout),
+        )
+        response.raise_for_status()
+        B_STATUS.validate_json(response.content)
+    except (httpx.HTTPError, ValidationError) as exc:
+        down = Degraded(
+            status="degraded",
+            service_b=ServiceBDown(status="unavailable", detail=_why(exc)),
+        )
+        return JSONResponse(
+            down.model_dump(mode="json"), status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+        )
+    latency_ms = (anyio.current_time() - started) * 1000
+    return Healthy(status="ok", service_b=ServiceBUp(status="ok", latency_ms=latency_ms))
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "service B timed out"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"service B answered {exc.response.status_code}"
+    if isinstance(exc, ValidationError):
+        return "service B's status is not ok"
+    return "service B unavailable"
+
+
+items = APIRouter(prefix="/items", tags=["items"])
+ItemIdPath = Annotated[int, Path(ge=1, le=SQLITE_MAX_INTEGER)]
+
+
+@items.get("", response_model=list[Item], responses=_errors(*GATEWAY_ERRORS))
+async def list_items(
+    request: Request,
+    client: ServiceBClient,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INTEGER)] = 0,
+) -> Response:
+    """Give one page of B's items, in id order."""
+    response = await call_service_b(
+        client,
+        "GET",
+        "/items",
+        expect={200: ITEM_LIST, **REFUSED},
+        headers=headers_for_b(request),
+        params={"limit": limit, "offset": offset},
+    )
+    return passed_on(response)
+
+
+@items.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ItemCreated,
+    responses={
+        status.HTTP_201_CREATED: {
+            "headers": {
+                "Location": {
+                    "description": "The new item's URL",
+                    "schema": {"type": "string"},
+                    "required": True,
+                }
+            },
+        },
+        **_errors(*BODY_ERRORS, *GATEWAY_ERRORS),
+    },
+)
+async def create_item(item: ItemIn, request: Request, client: ServiceBClient) -> Response:
+    """Create an item on B; its URL is in `Location`."""
+    response = await call_service_b(
+        client,
+        "POST",
+        "/items",
+        expect={201: ITEM_CREATED, **REFUSED},
+        headers=headers_for_b(request),
+        json=item.model_dump(mode="json", exclude_unset=True),
+    )
+    return passed_on(response)
+
+
+@items.get(
+    "/{item_id}",
+    response_model=Item,
+    responses=_errors(status.HTTP_404_NOT_FOUND, *GATEWAY_ERRORS),
+)
+async def get_item(item_id: ItemIdPath, request: Request, client: ServiceBClient) -> Response:
+    """Give B's item with this id."""
+    response = await call_service_b(
+        client,
+        "GET",
+        f"/items/{item_id}",
+        expect={200: ITEM, **NOT_FOUND, **REFUSED},
+        headers=headers_for_b(request),
+    )
+    return passed_on(response)
+
+
+@items.put(
+    "/{item_id}",
+    response_model=Item,
+    responses=_errors(status.HTTP_404_NOT_FOUND, *BODY_ERRORS, *GATEWAY_ERRORS),
+)
+async def update_item(
+    item_id: ItemIdPath, item: ItemIn, request: Request, client: ServiceBClient
+) -> Response:
+    """Replace the name and offer flag of B's item."""
+    response = await call_service_b(
+        client,
+        "PUT",
+        f"/items/{item_id}",
+        expect={200: ITEM, **NOT_FOUND, **REFUSED},
+        headers=headers_for_b(request),
+        json=item.model_dump(mode="json", exclude_unset=True),
+    )
+    return passed_on(response)
+
+
+@items.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=_errors(status.HTTP_404_NOT_FOUND, *GATEWAY_ERRORS),
+)
+async def delete_item(item_id: ItemIdPath, request: Request, client: ServiceBClient) -> Response:
+    """Remove B's item."""
+    response = await call_service_b(
+        client,
+        "DELETE",
+        f"/items/{item_id}",
+        expect={204: None, **NOT_FOUND, **REFUSED},
+        headers=headers_for_b(request),
+    )
+    return passed_on(response)
+
+
+router.include_router(items)

@@ -1,0 +1,106 @@
+"""What A expects of B's answers, and what A answers itself.
+
+A declares these on its own: it knows B only by what arrives over the wire. The models of
+B's answers ignore fields they do not name, so B may add optional fields without breaking A.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SQLITE_MAX_INTEGER = 2**63 - 1
+
+
+class ItemIn(BaseModel):
+    """The body of `POST /items` and `PUT /items/{item_id}`, checked before B is called."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    is_offer: bool | None = None
+
+
+class Item(BaseModel):
+    """An item as B gives it; `is_offer` is there only when it is set."""
+
+    item_id: int
+    name: str
+    is_offer: bool | None = None
+
+
+class ItemCreated(BaseModel):
+    """B's answer to a create."""
+
+    message: str
+    item_data: Item
+
+
+class Detail(BaseModel):
+    """An error answer with a message."""
+
+    detail: str
+
+
+class ValidationErrors(BaseModel):
+    """An error answer listing what was wrong with the request (FastAPI's 422 shape)."""
+
+    detail: list[dict[str, Any]]
+
+
+class BStatus(BaseModel):
+    """B's answer to `GET /status`."""
+
+    status: Literal["ok"]
+
+
+class BAnswer(BaseModel):
+    """B's answer to `GET /b/`."""
+
+    b: str
+
+
+class AAnswer(BaseModel):
+    """A's answer to `GET /a/`."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    a: Literal["a"] = "a"
+
+
+class ServiceBUp(BaseModel):
+    """How B answered A's health check."""
+
+    status: Literal["ok"]
+    latency_ms: float
+
+
+class ServiceBDown(BaseModel):
+    """Why B did not answer A's health check."""
+
+    status: Literal["unavailable"]
+    detail: str
+
+
+class Healthy(BaseModel):
+    """A's `GET /status` while B answers."""
+
+    status: Literal["ok"]
+    service_b: ServiceBUp
+
+
+class Degraded(BaseModel):
+    """A's `GET /status` while B does not answer."""
+
+    status: Literal["degraded"]
+    service_b: ServiceBDown
+
+
+ITEM = TypeAdapter(Item)
+ITEM_LIST = TypeAdapter(list[Item])
+ITEM_CREATED = TypeAdapter(ItemCreated)
+DETAIL = TypeAdapter(Detail)
+VALIDATION_ERRORS = TypeAdapter(ValidationErrors)
+B_ANSWER = TypeAdapter(BAnswer)
+B_STATUS = TypeAdapter(BStatus)

@@ -1,0 +1,64 @@
+"""Service A's settings, read from `SERVICE_A_*` environment variables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """Everything A can be configured with; each field is `SERVICE_A_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVICE_A_", frozen=True, extra="ignore")
+
+    service_b_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where A reaches service B."
+    )
+    connect_timeout: Seconds = Field(
+        default=0.5, description="Seconds to open a connection to B; then 503."
+    )
+    read_timeout: Seconds = Field(
+        default=5.0, description="Seconds to wait for B's answer; then 504."
+    )
+    write_timeout: Seconds = Field(default=5.0, description="Seconds to send a request to B.")
+    pool_timeout: Seconds = Field(
+        default=1.0, description="Seconds to wait for a free connection to B; then 503."
+    )
+    status_timeout: Seconds = Field(
+        default=1.0, description="Seconds `GET /status` waits for B's `/status`."
+    )
+    max_connections: Annotated[int, Field(ge=1)] = Field(
+        default=100, description="Most connections open to B at once."
+    )
+    max_keepalive_connections: Annotated[int, Field(ge=0)] = Field(
+        default=100, description="Most idle connections kept open to B."
+    )
+    keepalive_expiry: Seconds = Field(
+        default=4.0,
+        description="Seconds an idle connection to B is kept; below uvicorn's 5 s keep-alive.",
+    )
+    transport: Literal["anyio", "httpcore"] = Field(
+        default="anyio",
+        description="What carries A's HTTP requests to B (see README, Speed).",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1)] = Field(
+        default=1024 * 1024, description="Largest request body A reads; a larger one is 413."
+    )
+    ws_max_message_bytes: Annotated[int, Field(ge=1)] = Field(
+        default=1024 * 1024,
+        description="Largest WebSocket message relayed either way; a larger one closes with 1009.",
+    )
+    ws_ping_interval: Seconds | None = Field(
+        default=20.0, description="Seconds between pings A sends B on a relayed WebSocket."
+    )
+    ws_ping_timeout: Seconds | None = Field(
+        default=20.0, description="Seconds A waits for B's pong before closing with 1011."
+    )
+    allowed_origins: list[str] = Field(
+        default=["http://localhost:8001", "http://127.0.0.1:8001"],
+        description="Origins a browser may open WebSockets from (JSON list; `*` allows any).",
+    )

@@ -1,0 +1,155 @@
+"""A in front of B, both in-process: every route, B's answers passed on unchanged."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service_a.dependencies import get_service_b_client
+from tests.service_b.http_cases import CASES, HttpCase, check_answer, parse
+
+# B's own table, for the item operations A forwards: through A, every answer is the same.
+FORWARDED = [case for case in CASES if case.path.startswith("/items")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in FORWARDED])
+async def test_item_answers_are_bs(case: HttpCase, a_client: httpx.AsyncClient) -> None:
+    """Each item request through A gets exactly the answer B gives."""
+    response = await a_client.request(case.method, case.path, **case.request_kwargs())
+    content_type = response.headers.get("content-type", "")
+    check_answer(
+        case,
+        response.status_code,
+        response.headers,
+        response.text,
+        parse(content_type, response.text),
+    )
+
+
+@pytest.mark.anyio
+async def test_a_answers_itself(a_client: httpx.AsyncClient) -> None:
+    """`GET /a/` is A's own answer."""
+    response = await a_client.get("/a/")
+    assert (200, {"a": "a"}) == (response.status_code, response.json())
+
+
+@pytest.mark.anyio
+async def test_call_b(a_client: httpx.AsyncClient) -> None:
+    """`GET /a/call_b` gives B's `GET /b/` body."""
+    response = await a_client.get("/a/call_b")
+    assert (200, {"b": "b"}) == (response.status_code, response.json())
+
+
+@pytest.mark.anyio
+async def test_status_reports_b_and_its_latency(a_client: httpx.AsyncClient) -> None:
+    """`GET /status` is ok, with B's status and a latency, while B answers."""
+    response = await a_client.get("/status")
+    body = response.json()
+    assert 200 == response.status_code
+    assert {
+        "status": "ok",
+        "service_b": {"status": "ok", "latency_ms": body["service_b"]["latency_ms"]},
+    } == body
+    assert isinstance(body["service_b"]["latency_ms"], float)
+    assert body["service_b"]["latency_ms"] >= 0
+
+
+@pytest.mark.anyio
+async def test_item_lifecycle_through_a(a_client: httpx.AsyncClient) -> None:
+    """Create, read, list, update and delete through A reach B's store."""
+    created = await a_client.post("/items", json={"name": "Via A", "is_offer": True})
+    assert 201 == created.status_code
+    location = created.headers["location"]
+    assert {"item_id": 2, "name": "Via A", "is_offer": True} == (
+        await a_client.get(location)
+    ).json()
+    assert 2 == len((await a_client.get("/items")).json())
+    updated = await a_client.put(location, json={"name": "Changed"})
+    assert {"item_id": 2, "name": "Changed"} == updated.json()
+    assert 204 == (await a_client.delete(location)).status_code
+    assert 404 == (await a_client.get(location)).status_code
+
+
+@pytest.mark.anyio
+async def test_a_refuses_bad_bodies_without_calling_b(
+    a_app: FastAPI, a_client: httpx.AsyncClient
+) -> None:
+    """A checks a body itself: a 422 for a bad body comes without any call to B."""
+    calls: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(500)
+
+    recorder = httpx.AsyncClient(transport=httpx.MockTransport(record), base_url="http://b")
+    a_app.dependency_overrides[get_service_b_client] = lambda: recorder
+    for body in ({"name": 123}, {"name": ""}, {}, {"name": "x", "extra": 1}, [1]):
+        response = await a_client.post("/items", json=body)
+        assert 422 == response.status_code, body
+        assert isinstance(response.json()["detail"], list)
+    assert 422 == (await a_client.get("/items/0")).status_code
+    assert 422 == (await a_client.put("/items/1", json={"name": None})).status_code
+    assert [] == calls
+
+
+@pytest.mark.anyio
+async def test_request_id_is_kept(a_client: httpx.AsyncClient) -> None:
+    """A caller's X-Request-ID comes back unchanged."""
+    response = await a_client.get("/items/1", headers={"x-request-id": "abc-123"})
+    assert "abc-123" == response.headers["x-request-id"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("given", [None, "", "has space", "x" * 129, "bad\u00e9"])
+async def test_request_id_is_made_when_missing_or_unsafe(
+    given: str | None, a_client: httpx.AsyncClient
+) -> None:
+    """Without a usable X-Request-ID, A makes a new one and returns it."""
+    headers = {} if given is None else {b"x-request-id": given.encode()}
+    response = await a_client.get("/a/", headers=headers)
+    made = response.headers["x-request-id"]
+    assert 32 == len(made)
+    assert made != given
+
+
+@pytest.mark.anyio
+async def test_every_answer_carries_a_request_id(a_client: httpx.AsyncClient) -> None:
+    """Errors carry the id too: a 404 from B, a 422 from A, an unknown path."""
+    for path in ("/items/999", "/items/abc", "/nowhere"):
+        response = await a_client.get(path, headers={"x-request-id": f"id{len(path)}"})
+        assert f"id{len(path)}" == response.headers["x-request-id"]
+
+
+@pytest.mark.anyio
+async def test_one_log_line_per_request(
+    a_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each request logs exactly one access line, with its method, path, status and id."""
+    caplog.set_level("INFO", logger="service_a.access")
+    await a_client.get("/items/999", headers={"x-request-id": "trace-me"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "service_a.access"]
+    assert 1 == len(lines)
+    assert '"GET /items/999" 404' in lines[0]
+    assert lines[0].endswith("request_id=trace-me")
+
+
+@pytest.mark.anyio
+async def test_openapi_documents_every_status(a_client: httpx.AsyncClient) -> None:
+    """A's OpenAPI document lists what each route can answer, gateway errors included."""
+    paths = (await a_client.get("/openapi.json")).json()["paths"]
+    documented = {
+        (path, method): set(operation["responses"])
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    gateway = {"502", "503", "504"}
+    assert {"200"} == documented["/a/", "get"]
+    assert {"200"} | gateway == documented["/a/call_b", "get"]
+    assert {"200", "503"} == documented["/status", "get"]
+    assert {"200", "422"} | gateway == documented["/items", "get"]
+    assert {"201", "400", "413", "422"} | gateway == documented["/items", "post"]
+    assert {"200", "404", "422"} | gateway == documented["/items/{item_id}", "get"]
+    assert {"200", "400", "404", "413", "422"} | gateway == documented["/items/{item_id}", "put"]
+    assert {"204", "404", "422"} | gateway == documented["/items/{item_id}", "delete"]
