@@ -47,6 +47,13 @@ def tests(session: nox.Session) -> None:
     session.run("coverage", "report")
 
 
+@nox.session
+def contracts(session: nox.Session) -> None:
+    """Check every contract, then B and A live on 8000/8001 (`-- --update` rewrites the pact)."""
+    install(session, "tests")
+    session.run("python", "-m", "tests.contracts.pipeline", *session.posargs)
+
+
 @nox.session(default=False)
 def serve(session: nox.Session) -> None:
     """Run B on 8000 and A on 8001 until Ctrl+C."""

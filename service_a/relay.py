@@ -6,6 +6,7 @@ import contextlib
 import logging
 
 import anyio
+import anyio.lowlevel
 import httpx
 import wsproto.events
 import wsproto.utilities
@@ -74,15 +75,16 @@ class Relay:
     """One client session and its session with B, pumped both ways until either side closes."""
 
     #: How long A waits for B to answer its close frame before dropping the connection.
-    CLOSE_TIMEOUT = 1.0
+    B_CLOSE_TIMEOUT = 1.0
 
     def __init__(
-        self, client: WebSocket, upstream: AsyncWebSocketSession, max_message_bytes: int
+        self, client: WebSocket, upstream: AsyncWebSocketSession, settings: Settings
     ) -> None:
         """Relay between the accepted `client` and the open `upstream` session."""
         self._client = client
         self._upstream = upstream
-        self._limit = max_message_bytes
+        self._limit = settings.ws_max_message_bytes
+        self._send_timeout = settings.ws_send_timeout
         self._b_closed = anyio.Event()
 
     async def run(self) -> None:
@@ -131,10 +133,21 @@ class Relay:
                     )
                     done.cancel()
                     return
-                if isinstance(data, str):
-                    await self._client.send_text(data)
-                else:
-                    await self._client.send_bytes(data)
+                # A client that stopped reading would hold this send, and B, for ever.
+                with anyio.fail_after(self._send_timeout):
+                    if isinstance(data, str):
+                        await self._client.send_text(data)
+                    else:
+                        await self._client.send_bytes(data)
+                await anyio.lowlevel.checkpoint()
+        except TimeoutError:
+            code, reason = status.WS_1013_TRY_AGAIN_LATER, "the client is not reading; reconnect"
+            await self._close_upstream(
+                status.WS_1001_GOING_AWAY, "the client is not reading", wait=False
+            )
+            await self._close_client(code, reason)
+            done.cancel()
+            return
         except WebSocketDisconnect as closed:
             self._b_closed.set()
             code, reason = sendable(
@@ -159,7 +172,11 @@ class Relay:
         await self._close_upstream(code, reason)
 
     async def _close_client(self, code: int, reason: str) -> None:
-        with contextlib.suppress(ClientGone, RuntimeError, OSError):
+        # A client that stopped reading never takes the close frame either: give up on it.
+        with (
+            anyio.move_on_after(self._send_timeout),
+            contextlib.suppress(ClientGone, RuntimeError, OSError),
+        ):
             await self._client.close(code, reason)
 
     async def _close_upstream(self, code: int, reason: str, *, wait: bool = True) -> None:
@@ -175,7 +192,7 @@ class Relay:
         except (WebSocketNetworkError, wsproto.utilities.LocalProtocolError):
             return  # B is gone, or the close is already under way.
         if wait:
-            with anyio.move_on_after(self.CLOSE_TIMEOUT):
+            with anyio.move_on_after(self.B_CLOSE_TIMEOUT):
                 await self._b_closed.wait()
 
 
@@ -240,7 +257,7 @@ async def relay_websocket(
             await websocket.close(*sendable(closed.code, closed.reason, abnormal=1011))
             return
         await websocket.accept(subprotocol=upstream.subprotocol)
-        await Relay(websocket, upstream, settings.ws_max_message_bytes).run()
+        await Relay(websocket, upstream, settings).run()
 
 
 async def relay_endpoint(

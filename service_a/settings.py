@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     ws_ping_timeout: Seconds | None = Field(
         default=20.0, description="Seconds A waits for B's pong before closing with 1011."
     )
+    ws_send_timeout: Seconds = Field(
+        default=10.0,
+        description="Seconds a client may leave a relayed message unread before it is closed.",
+    )
     allowed_origins: list[str] = Field(
         default=["http://localhost:8001", "http://127.0.0.1:8001"],
         description="Origins a browser may open WebSockets from (JSON list; `*` allows any).",

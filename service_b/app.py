@@ -13,7 +13,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service_b import http_api, ws_api
+from service_b import http_api, pact_states, ws_api
 from service_b.body_limit import BodySizeLimit
 from service_b.http_api import DATA_FILE_NAME, DATA_TEXT
 from service_b.http_errors import install_http_error_handlers
@@ -44,6 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "the demo API key 'abc' with secret 'def' is accepted on /ws/v5/private; "
                 "set SERVICE_B_API_KEYS to replace it"
             )
+        if settings.enable_pact_provider_states:
+            logger.warning(
+                "POST /_pact/provider_states is on: it changes data; never in production"
+            )
         with tempfile.TemporaryDirectory(prefix="service_b-") as static_dir:
             await anyio.Path(static_dir, DATA_FILE_NAME).write_text(DATA_TEXT)
             async with ItemStore.open(
@@ -71,4 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_websocket_error_handlers(app)
     app.include_router(http_api.router)
     app.include_router(ws_api.router)
+    if settings.enable_pact_provider_states:
+        app.include_router(pact_states.router)
     return app

@@ -121,11 +121,11 @@ class ChannelArg(BaseModel):
 
 
 class SubscribeRequest(BaseModel):
-    """A subscribe or unsubscribe request on `/ws/v5/private`, after login."""
+    """A subscribe request on `/ws/v5/private`, after login."""
 
     model_config = ConfigDict(strict=True)
 
-    op: Literal["subscribe", "unsubscribe"]
+    op: Literal["subscribe"]
     args: Annotated[list[ChannelArg], Field(min_length=1)]
 
 
@@ -145,9 +145,9 @@ class LoginFailed(Answer):
 
 
 class Subscribed(Answer):
-    """The acknowledgement of a subscribe or unsubscribe request."""
+    """The acknowledgement of a subscribe request."""
 
-    event: Literal["subscribe", "unsubscribe"]
+    event: Literal["subscribe"] = "subscribe"
     arg: ChannelArg
 
 

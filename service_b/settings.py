@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         default=1024 * 1024,
         description="Largest WebSocket message B accepts; a larger one closes with 1009.",
     )
+    ws_send_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="How long a client may leave a message unread before it is closed (1013).",
+    )
     ws_queue_size: Annotated[int, Field(ge=1)] = Field(
         default=64,
         description="Outgoing queue per broadcast or items subscriber; overflow closes with 1013.",

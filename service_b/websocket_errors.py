@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+import anyio
 from fastapi import FastAPI
 from fastapi.exceptions import WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 #: RFC 6455 section 5.5: a control frame's payload is at most 125 bytes, 2 of them the code.
 MAX_REASON_BYTES = 123
+#: How long a close may take when B's settings are not at hand.
+DEFAULT_CLOSE_TIMEOUT_SECONDS = 10.0
 
 
 def close_reason(text: str) -> str:
@@ -88,15 +91,25 @@ async def close_websocket(websocket: WebSocket, exc: Exception) -> None:
     if WebSocketState.DISCONNECTED in {websocket.client_state, websocket.application_state}:
         return
     logger.info("closing WebSocket %s with %d: %s", websocket.url.path, exc.code, exc.reason)
-    try:
-        if websocket.application_state == WebSocketState.CONNECTING:
-            if isinstance(exc, OriginRefused):
-                await _refuse_handshake(websocket, exc.reason)
-                return
-            await websocket.accept()
-        await websocket.close(exc.code, exc.reason)
-    except (WebSocketDisconnect, OSError):
-        pass  # The client went away while we were telling it why.
+    # A client that stopped reading never takes the close frame either: give up on it.
+    with anyio.move_on_after(_close_timeout(websocket)):
+        try:
+            if websocket.application_state == WebSocketState.CONNECTING:
+                if isinstance(exc, OriginRefused):
+                    await _refuse_handshake(websocket, exc.reason)
+                    return
+                await websocket.accept()
+            await websocket.close(exc.code, exc.reason)
+        except (WebSocketDisconnect, OSError):
+            pass  # The client went away while we were telling it why.
+
+
+def _close_timeout(websocket: WebSocket) -> float:
+    resources = getattr(websocket.state, "resources", None)
+    if resources is None:
+        return DEFAULT_CLOSE_TIMEOUT_SECONDS
+    timeout: float = resources.settings.ws_send_timeout_seconds
+    return timeout
 
 
 async def _refuse_handshake(websocket: WebSocket, reason: str) -> None:

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Annotated, Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 from fastapi import APIRouter, Depends, Query, WebSocket
 from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocketDisconnect
@@ -86,31 +87,6 @@ async def race(*tasks: Callable[[], Awaitable[None]]) -> None:
         raise failure
 
 
-async def receive_message(websocket: WebSocket, max_bytes: int) -> str | bytes:
-    """Wait for the next message, text or binary, of at most `max_bytes` bytes."""
-    message = await websocket.receive()
-    if message["type"] == "websocket.disconnect":
-        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
-    text: str | None = message.get("text")
-    if text is None:
-        data: bytes = message.get("bytes") or b""
-        if len(data) > max_bytes:
-            raise MessageTooBig(f"message is larger than {max_bytes} bytes")
-        return data
-    # Each character takes 1 to 4 bytes: encode only when the length alone cannot tell.
-    if len(text) > max_bytes or (len(text) * 4 > max_bytes and len(text.encode()) > max_bytes):
-        raise MessageTooBig(f"message is larger than {max_bytes} bytes")
-    return text
-
-
-async def receive_text(websocket: WebSocket, max_bytes: int) -> str:
-    """Wait for the next text message; a binary frame ends the session with 1003."""
-    message = await receive_message(websocket, max_bytes)
-    if isinstance(message, bytes):
-        raise UnsupportedData("binary frames are not supported; send text")
-    return message
-
-
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -123,34 +99,81 @@ def parse_json(text: str) -> Any:
         raise InvalidPayload("message is not valid JSON") from None
 
 
-async def send_model(websocket: WebSocket, model: BaseModel) -> None:
-    """Send a message model as JSON text, leaving out fields that are not set."""
-    await websocket.send_text(model.model_dump_json(exclude_none=True))
+class Peer:
+    """A client's WebSocket, read and written within B's limits.
 
+    A message over the size limit ends the session with 1009. A send the client does not
+    take within the send timeout (it stopped reading) ends it with 1013: without the
+    timeout, the send would wait for as long as the client keeps its socket open.
+    """
 
-async def deliver(
-    websocket: WebSocket, subscription: Subscription[T], render: Callable[[T], str]
-) -> None:
-    """Send each queued message; end with 1013 as soon as the queue overflows."""
+    def __init__(self, websocket: WebSocket, settings: Settings) -> None:
+        """Wrap an accepted `websocket`."""
+        self.websocket = websocket
+        self._max_bytes = settings.ws_max_message_bytes
+        self._send_timeout = settings.ws_send_timeout_seconds
 
-    async def forward() -> None:
-        async for message in subscription.messages:
-            await websocket.send_text(render(message))
+    async def receive(self) -> str | bytes:
+        """Wait for the next message, text or binary."""
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        text: str | None = message.get("text")
+        limit = self._max_bytes
+        if text is None:
+            data: bytes = message.get("bytes") or b""
+            if len(data) > limit:
+                raise MessageTooBig(f"message is larger than {limit} bytes")
+            return data
+        # Each character takes 1 to 4 bytes: encode only when the length alone cannot tell.
+        if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+            raise MessageTooBig(f"message is larger than {limit} bytes")
+        return text
 
-    async def watch() -> None:
-        await subscription.overflowed.wait()
-        raise TryAgainLater("too many messages queued for this client; reconnect")
+    async def receive_text(self) -> str:
+        """Wait for the next text message; a binary frame ends the session with 1003."""
+        message = await self.receive()
+        if isinstance(message, bytes):
+            raise UnsupportedData("binary frames are not supported; send text")
+        return message
 
-    await race(forward, watch)
+    async def send_text(self, text: str) -> None:
+        """Send a text message."""
+        try:
+            with anyio.fail_after(self._send_timeout):
+                await self.websocket.send_text(text)
+        except TimeoutError:
+            raise TryAgainLater("the client is not reading; reconnect") from None
+        # A send into a buffer with room does not yield; without this, a loop of sends to
+        # a client whose connection was reset could hold the event loop.
+        await anyio.lowlevel.checkpoint()
+
+    async def send_model(self, model: BaseModel) -> None:
+        """Send a message model as JSON text, leaving out fields that are not set."""
+        await self.send_text(model.model_dump_json(exclude_none=True))
+
+    async def deliver(self, subscription: Subscription[T], render: Callable[[T], str]) -> None:
+        """Send each queued message; end with 1013 as soon as the queue overflows."""
+
+        async def forward() -> None:
+            async for message in subscription.messages:
+                await self.send_text(render(message))
+
+        async def watch() -> None:
+            await subscription.overflowed.wait()
+            raise TryAgainLater("too many messages queued for this client; reconnect")
+
+        await race(forward, watch)
 
 
 @router.websocket("/ws/echo")
 async def echo(websocket: WebSocket, settings: SettingsDep) -> None:
     """Answer each text message M with `Echo: M`."""
     await websocket.accept()
+    peer = Peer(websocket, settings)
     while True:
-        text = await receive_text(websocket, settings.ws_max_message_bytes)
-        await websocket.send_text(f"Echo: {text}")
+        text = await peer.receive_text()
+        await peer.send_text(f"Echo: {text}")
 
 
 @router.websocket("/ws/stream")
@@ -161,19 +184,20 @@ async def stream(
 ) -> None:
     """Send a timestamped update every `interval` seconds; client messages are ignored."""
     await websocket.accept()
+    peer = Peer(websocket, settings)
 
     async def send_updates() -> None:
         due = anyio.current_time()
         while True:
             update = StreamUpdate(timestamp=datetime.now(UTC).isoformat())
-            await send_model(websocket, update)
+            await peer.send_model(update)
             # Keep to the schedule, but never try to catch up on updates a slow client missed.
             due = max(due + interval, anyio.current_time())
             await anyio.sleep(due - anyio.current_time())
 
     async def ignore_input() -> None:
         while True:
-            await receive_message(websocket, settings.ws_max_message_bytes)
+            await peer.receive()
 
     await race(send_updates, ignore_input)
 
@@ -182,9 +206,10 @@ async def stream(
 async def json_endpoint(websocket: WebSocket, settings: SettingsDep) -> None:
     """Answer each JSON text with the parsed value; text that is not JSON closes with 1007."""
     await websocket.accept()
+    peer = Peer(websocket, settings)
     while True:
-        value = parse_json(await receive_text(websocket, settings.ws_max_message_bytes))
-        await websocket.send_text(dump_json(JsonReceived(data=value).model_dump(mode="python")))
+        value = parse_json(await peer.receive_text())
+        await peer.send_text(dump_json(JsonReceived(data=value).model_dump(mode="python")))
 
 
 @router.websocket("/ws/broadcast")
@@ -194,13 +219,14 @@ async def broadcast(websocket: WebSocket, resources: ResourcesDep) -> None:
     # Subscribe before the handshake completes: once a client is connected, it hears everything.
     with topic.subscribe() as me:
         await websocket.accept()
+        peer = Peer(websocket, resources.settings)
 
         async def read() -> None:
             while True:
-                text = await receive_text(websocket, resources.settings.ws_max_message_bytes)
+                text = await peer.receive_text()
                 topic.publish(f"New message: {text}", exclude=me)
 
-        await race(read, partial(deliver, websocket, me, str))
+        await race(read, partial(peer.deliver, me, str))
 
 
 class PrivateSession:
@@ -208,7 +234,7 @@ class PrivateSession:
 
     def __init__(self, websocket: WebSocket, resources: Resources, exits: ExitStack) -> None:
         """Serve `websocket`; subscriptions are released by `exits` when the session ends."""
-        self._websocket = websocket
+        self._peer = Peer(websocket, resources.settings)
         self._resources = resources
         self._settings: Settings = resources.settings
         self._exits = exits
@@ -218,16 +244,16 @@ class PrivateSession:
     async def _receive(self) -> Any:
         """Wait for the next JSON request, answering OKX's keep-alive `ping` on the way."""
         while True:
-            text = await receive_text(self._websocket, self._settings.ws_max_message_bytes)
+            text = await self._peer.receive_text()
             if text != "ping":
                 return parse_json(text)
-            await self._websocket.send_text("pong")
+            await self._peer.send_text("pong")
 
     async def login(self) -> None:
         """Accept only a valid login first; anything else is answered, then closes with 1008."""
         request = await self._receive()
         if not isinstance(request, dict) or request.get("op") != "login":
-            await send_model(self._websocket, ErrorEvent(code="60011", msg="Please log in"))
+            await self._peer.send_model(ErrorEvent(code="60011", msg="Please log in"))
             raise PolicyViolation("login required")
         try:
             login = LoginRequest.model_validate(request)
@@ -241,9 +267,9 @@ class PrivateSession:
                 max_skew=self._settings.login_max_clock_skew_seconds,
             )
         if not accepted:
-            await send_model(self._websocket, LoginFailed())
+            await self._peer.send_model(LoginFailed())
             raise PolicyViolation("authentication failed")
-        await send_model(self._websocket, LoginSucceeded())
+        await self._peer.send_model(LoginSucceeded())
 
     async def serve_requests(self) -> None:
         """Answer subscribe requests until the client leaves."""
@@ -251,15 +277,14 @@ class PrivateSession:
             request = await self._receive()
             op = request.get("op") if isinstance(request, dict) else None
             if op != "subscribe":
-                await send_model(
-                    self._websocket, ErrorEvent(code="60012", msg=f"Unsupported operation: {op}")
+                await self._peer.send_model(
+                    ErrorEvent(code="60012", msg=f"Unsupported operation: {op}")
                 )
                 continue
             try:
                 subscribe = SubscribeRequest.model_validate(request)
             except ValidationError:
-                await send_model(
-                    self._websocket,
+                await self._peer.send_model(
                     ErrorEvent(code="60018", msg="Invalid subscription: the channel is items"),
                 )
                 continue
@@ -269,13 +294,13 @@ class PrivateSession:
                 self._subscription = self._exits.enter_context(topic.subscribe())
                 self._subscribed.set()
             for arg in subscribe.args:
-                await send_model(self._websocket, Subscribed(event="subscribe", arg=arg))
+                await self._peer.send_model(Subscribed(arg=arg))
 
     async def push_changes(self) -> None:
         """Once subscribed, push every committed change to the items."""
         await self._subscribed.wait()
         assert self._subscription is not None  # noqa: S101 - set before the event
-        await deliver(self._websocket, self._subscription, _render_change)
+        await self._peer.deliver(self._subscription, _render_change)
 
 
 def _render_change(change: ItemChange) -> str:

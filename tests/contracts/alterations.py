@@ -1,0 +1,178 @@
+"""Deliberately altered Bs: each wraps B's app and changes one thing A may depend on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+Alteration = Callable[[ASGIApp], ASGIApp]
+
+
+def _rewrite_http(rewrite: Callable[[str, int, bytes], tuple[int, bytes]]) -> Alteration:
+    """Alter HTTP answers: `rewrite(path, status, body)` gives the status and body sent."""
+
+    def alter(app: ASGIApp) -> ASGIApp:
+        async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            start: Message = {}
+            body = bytearray()
+
+            async def capture(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    start.update(message)
+                    return
+                body.extend(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                status, new_body = rewrite(scope["path"], start["status"], bytes(body))
+                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(new_body)).encode()))
+                await send({**start, "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": new_body})
+
+            await app(scope, receive, capture)
+
+        return altered
+
+    return alter
+
+
+def _rewrite_ws(path: str, rewrite: Callable[[str], str]) -> Alteration:
+    """Alter the text messages B sends on the WebSocket at `path`."""
+
+    def alter(app: ASGIApp) -> ASGIApp:
+        async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "websocket" or scope["path"] != path:
+                await app(scope, receive, send)
+                return
+
+            async def rewritten(message: Message) -> None:
+                if message["type"] == "websocket.send" and message.get("text") is not None:
+                    message = {**message, "text": rewrite(message["text"])}
+                await send(message)
+
+            await app(scope, receive, rewritten)
+
+        return altered
+
+    return alter
+
+
+def _map_json(value: Any, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+    if isinstance(value, dict):
+        return change({key: _map_json(item, change) for key, item in value.items()})
+    if isinstance(value, list):
+        return [_map_json(item, change) for item in value]
+    return value
+
+
+def _json_objects(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[bytes], bytes]:
+    def rewrite(body: bytes) -> bytes:
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return body
+        return json.dumps(_map_json(value, change)).encode()
+
+    return rewrite
+
+
+def _rename_name(item: dict[str, Any]) -> dict[str, Any]:
+    return {("title" if key == "name" else key): value for key, value in item.items()}
+
+
+def _add_colour(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "colour": "red"} if "item_id" in item else item
+
+
+def _without_b(app: ASGIApp) -> ASGIApp:
+    async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/b/":
+            body = b'{"detail":"Not Found"}'
+            headers = [(b"content-type", b"application/json"), (b"content-length", b"22")]
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return altered
+
+
+def _with_new_endpoint(app: ASGIApp) -> ASGIApp:
+    async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/new":
+            headers = [(b"content-type", b"application/json"), (b"content-length", b"13")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b'{"new": true}'})
+            return
+        await app(scope, receive, send)
+
+    return altered
+
+
+def _new_login_reply(text: str) -> str:
+    if json.loads(text) == {"event": "login", "success": True}:
+        return json.dumps({"op": "login", "code": "0", "msg": ""})
+    return text
+
+
+def _both(*alterations: Alteration) -> Alteration:
+    def alter(app: ASGIApp) -> ASGIApp:
+        for alteration in alterations:
+            app = alteration(app)
+        return app
+
+    return alter
+
+
+_renamed = _json_objects(_rename_name)
+_coloured = _json_objects(_add_colour)
+
+#: Changes that break A, and the interactions of A's pact each must fail.
+BREAKING: dict[str, tuple[Alteration, set[str]]] = {
+    "item renames name": (
+        _rewrite_http(
+            lambda path, status, body: (
+                status,
+                _renamed(body) if path.startswith("/items") else body,
+            )
+        ),
+        {
+            "a request for item 1",
+            "a request for a page of items",
+            "a request to create an item",
+            "a request to rename item 1",
+        },
+    ),
+    "400 instead of 404": (
+        _rewrite_http(lambda _, status, body: (400 if status == 404 else status, body)),
+        {
+            "a request for an item that does not exist",
+            "a request to rename an item that does not exist",
+            "a request to delete an item that does not exist",
+        },
+    ),
+    "no /b/": (_without_b, {"a request for B's own answer"}),
+    "another echo prefix": (
+        _rewrite_ws("/ws/echo", lambda text: text.replace("Echo: ", "You said: ", 1)),
+        {"an echo of a text"},
+    ),
+    "login reply changes shape": (
+        _rewrite_ws("/ws/v5/private", _new_login_reply),
+        {"a successful login"},
+    ),
+}
+
+#: Changes that break nobody: every interaction must still pass.
+COMPATIBLE: dict[str, Alteration] = {
+    "a new optional field": _both(
+        _rewrite_http(lambda _, status, body: (status, _coloured(body))),
+        _rewrite_ws("/ws/v5/private", lambda text: _coloured(text.encode()).decode()),
+    ),
+    "a new endpoint": _with_new_endpoint,
+}

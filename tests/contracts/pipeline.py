@@ -1,0 +1,211 @@
+"""`nox -s contracts`: every contract check, then B and A live on 8000 and 8001.
+
+    python -m tests.contracts.pipeline [--update]
+
+1. A's consumer tests regenerate the pact; it must equal contracts/pacts (or, with
+   `--update`, it replaces it).
+2. B's OpenAPI and AsyncAPI files must be current and valid; the pact must fit them.
+3. B must honour the pact, and altered Bs must fail or pass it as they should.
+4. B and A start on 8000 and 8001; the pact is verified against live B through its
+   provider-state URL, and A in front of B gets a smoke test.
+5. Both stop; a table of the checks is printed. Any failure exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import openapi_spec_validator
+
+from service_b.export_contracts import COMMAND, rendered
+from tests.contracts.asyncapi_validation import errors as asyncapi_errors
+from tests.contracts.conftest import COMMITTED_PACT, CONTRACTS, PACT_NAME, ROOT
+from tests.contracts.providers import over_the_network, verify_pact
+from tests.contracts.smoke import smoke
+from tests.contracts.static_check import ASYNCAPI, OPENAPI, problems
+from tests.live import port_is_taken, run_service
+
+B_PORT, A_PORT = 8000, 8001
+
+
+@dataclass
+class Row:
+    """One check's line in the closing table."""
+
+    check: str
+    interactions: str
+    passed: bool
+    seconds: float
+
+
+class Failed(Exception):
+    """A check failed; its message says what to do."""
+
+
+def pytest(*paths: str, env: dict[str, str] | None = None) -> None:
+    """Run pytest on `paths` in a process of its own; fail when it fails."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths]
+    if subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, check=False).returncode:
+        raise Failed(f"pytest {' '.join(paths)} failed")
+
+
+def _interactions(pact: dict[str, Any]) -> dict[str, Any]:
+    return {interaction["description"]: interaction for interaction in pact["interactions"]}
+
+
+def _comparable(pact: dict[str, Any]) -> dict[str, Any]:
+    # The Rust core's version is the only part of the file that depends on the machine.
+    return {**pact, "metadata": {k: v for k, v in pact["metadata"].items() if k != "pactRust"}}
+
+
+def consumer_pact(update: bool) -> str:
+    """Regenerate the pact from A's consumer tests; compare it with (or write) the committed one."""
+    with tempfile.TemporaryDirectory() as folder:
+        pytest(
+            "tests/contracts/test_consumer_http.py",
+            "tests/contracts/test_consumer_messages.py",
+            env={"PACT_OUTPUT_DIR": folder},
+        )
+        generated_text = (Path(folder) / PACT_NAME).read_text()
+    generated = json.loads(generated_text)
+    committed: dict[str, Any] = {"interactions": [], "metadata": {}}
+    if COMMITTED_PACT.exists():
+        committed = json.loads(COMMITTED_PACT.read_text())
+    if _comparable(generated) != _comparable(committed):
+        if update:
+            COMMITTED_PACT.write_text(generated_text)
+        else:
+            new, old = _interactions(generated), _interactions(committed)
+            changes = [f"added {d!r}" for d in new.keys() - old.keys()]
+            changes += [f"removed {d!r}" for d in old.keys() - new.keys()]
+            changes += [f"changed {d!r}" for d in new.keys() & old.keys() if new[d] != old[d]]
+            raise Failed(
+                f"A's consumer tests no longer match {COMMITTED_PACT.relative_to(ROOT)} "
+                f"({'; '.join(sorted(changes)) or 'metadata'}): "
+                "run `nox -s contracts -- --update`, review the diff and commit it"
+            )
+    return str(len(generated["interactions"]))
+
+
+def pact_interactions() -> str:
+    """Give the number of interactions in the committed pact."""
+    return str(len(json.loads(COMMITTED_PACT.read_text())["interactions"]))
+
+
+def schemas_current() -> str:
+    """Check that B's schema files are what B's code generates, and valid documents."""
+    stale = [name for name, text in rendered().items() if (CONTRACTS / name).read_text() != text]
+    if stale:
+        raise Failed(f"{', '.join(stale)} out of date with B's code: run `{COMMAND}` and commit")
+    openapi_spec_validator.validate(json.loads(OPENAPI.read_text()))
+    found = asyncapi_errors(json.loads(ASYNCAPI.read_text()))
+    if found:
+        raise Failed("the AsyncAPI document is not valid AsyncAPI 3.0:\n  " + "\n  ".join(found))
+    return "-"
+
+
+def pact_fits_schemas() -> str:
+    """Check the pact against B's OpenAPI and AsyncAPI documents, without running anything."""
+    documents = [json.loads(path.read_text()) for path in (COMMITTED_PACT, OPENAPI, ASYNCAPI)]
+    found = problems(*documents)
+    if found:
+        raise Failed("the pact does not fit B's schemas:\n  " + "\n  ".join(found))
+    return pact_interactions()
+
+
+def provider_in_process() -> str:
+    """Verify the pact against B in-process, and the altered Bs."""
+    pytest("tests/contracts/test_provider.py")
+    return pact_interactions()
+
+
+def provider_live() -> str:
+    """Verify the pact against live B on 8000, its states set through its own URL."""
+    url = f"http://127.0.0.1:{B_PORT}"
+    result = verify_pact(COMMITTED_PACT, url, over_the_network(url))
+    if not result.passed:
+        raise Failed(f"live B fails {sorted(result.failed)}:\n{result.report}")
+    return str(result.interactions)
+
+
+def smoke_live() -> str:
+    """Smoke-test A on 8001 in front of B: HTTP and every WebSocket relay."""
+    return f"{anyio.run(smoke, f'http://127.0.0.1:{A_PORT}')} checks"
+
+
+def run(name: str, check: Callable[[], str], rows: list[Row]) -> bool:
+    """Run one check, time it, and add its row; tell whether it passed."""
+    print(f"\n== {name}", flush=True)  # noqa: T201 - this is a command-line report
+    started = time.perf_counter()
+    try:
+        interactions, passed = check(), True
+    except (Failed, AssertionError) as failure:
+        print(f"FAILED: {failure}", flush=True)  # noqa: T201
+        interactions, passed = "-", False
+    rows.append(Row(name, interactions, passed, time.perf_counter() - started))
+    return passed
+
+
+def table(rows: list[Row]) -> str:
+    """Render the closing table."""
+    lines = [f"{'check':<46} {'interactions':>12}  {'result':<6} {'seconds':>7}"]
+    for row in rows:
+        result = "ok" if row.passed else "FAILED"
+        lines.append(f"{row.check:<46} {row.interactions:>12}  {result:<6} {row.seconds:>7.1f}")
+    return "\n".join(lines)
+
+
+def run_live(rows: list[Row]) -> None:
+    """Start B and A on their ports, run the live checks, and stop both."""
+    start = "live: start B on 8000 and A on 8001"
+    taken = [str(port) for port in (B_PORT, A_PORT) if port_is_taken(port)]
+    if taken:
+        print(f"\nport {', '.join(taken)} is taken: stop what listens there, then run again")  # noqa: T201
+        rows.append(Row(start, "-", False, 0.0))
+        return
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        b_env = {
+            "SERVICE_B_DATABASE_PATH": str(Path(folder) / "items.sqlite3"),
+            "SERVICE_B_ENABLE_PACT_PROVIDER_STATES": "true",
+        }
+        a_env = {"SERVICE_A_SERVICE_B_URL": f"http://127.0.0.1:{B_PORT}"}
+        with (
+            run_service("service_b", port=B_PORT, env=b_env),
+            run_service("service_a", port=A_PORT, env=a_env),
+        ):
+            rows.append(Row(start, "-", True, time.perf_counter() - started))
+            run("live: B honours the pact (provider-state URL)", provider_live, rows)
+            run("live: smoke test of A in front of B", smoke_live, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every contract check; give the exit status."""
+    summary = __doc__.splitlines()[0]
+    parser = argparse.ArgumentParser(prog="nox -s contracts --", description=summary)
+    parser.add_argument("--update", action="store_true", help="write the regenerated pact")
+    options = parser.parse_args(argv)
+    rows: list[Row] = []
+    run("consumer: A's tests regenerate the pact", lambda: consumer_pact(options.update), rows)
+    run("drift: B's OpenAPI and AsyncAPI files", schemas_current, rows)
+    run("static: pact fits B's OpenAPI and AsyncAPI", pact_fits_schemas, rows)
+    run("provider: B in-process honours the pact", provider_in_process, rows)
+    offline = sum(row.seconds for row in rows)
+    run_live(rows)
+    print(f"\n{table(rows)}\n\neverything but the live steps: {offline:.1f} s")  # noqa: T201
+    return 0 if all(row.passed for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Check A's pact against B's schemas without running anything.
+
+Every HTTP interaction is validated against `contracts/service_b.openapi.json` (path,
+method, parameters, request body, response status, headers and body) with openapi-core;
+every message interaction against the messages B sends on its channel in
+`contracts/service_b.asyncapi.json`. Each problem names the interaction and the field.
+
+    python -m tests.contracts.static_check [PACT] [OPENAPI] [ASYNCAPI]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+from openapi_core import OpenAPI
+from openapi_core.datatypes import RequestParameters
+from openapi_core.templating.paths.exceptions import PathError
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from tests.contracts.asyncapi_validation import resolve
+
+ROOT = Path(__file__).parents[2]
+PACT = ROOT / "contracts" / "pacts" / "service-a-service-b.json"
+OPENAPI = ROOT / "contracts" / "service_b.openapi.json"
+ASYNCAPI = ROOT / "contracts" / "service_b.asyncapi.json"
+
+
+def _single(values: Mapping[str, Any]) -> dict[str, str]:
+    return {key: value[0] if isinstance(value, list) else value for key, value in values.items()}
+
+
+def _content(part: Mapping[str, Any]) -> tuple[bytes | None, str]:
+    body = part.get("body")
+    if not body:
+        return None, ""
+    content, content_type = body.get("content"), body.get("contentType", "")
+    data = content.encode() if isinstance(content, str) else json.dumps(content).encode()
+    return data, content_type
+
+
+@dataclass
+class PactRequest:
+    """A pact interaction's request, as openapi-core reads requests."""
+
+    interaction: Mapping[str, Any]
+    host_url: str = "http://service-b"
+    parameters: RequestParameters = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Gather the query and the headers."""
+        request = self.interaction["request"]
+        query = [
+            (key, value) for key, values in request.get("query", {}).items() for value in values
+        ]
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict(query), header=Headers(_single(request.get("headers", {})))
+        )
+
+    @property
+    def method(self) -> str:
+        """Give the method, in lower case."""
+        return str(self.interaction["request"]["method"]).lower()
+
+    @property
+    def path(self) -> str:
+        """Give the path."""
+        return str(self.interaction["request"]["path"])
+
+    @property
+    def body(self) -> bytes | None:
+        """Give the body as sent."""
+        return _content(self.interaction["request"])[0]
+
+    @property
+    def content_type(self) -> str:
+        """Give the body's content type."""
+        return _content(self.interaction["request"])[1]
+
+
+@dataclass
+class PactResponse:
+    """A pact interaction's response, as openapi-core reads responses."""
+
+    interaction: Mapping[str, Any]
+
+    @property
+    def status_code(self) -> int:
+        """Give the status."""
+        return int(self.interaction["response"]["status"])
+
+    @property
+    def headers(self) -> Headers:
+        """Give the headers."""
+        return Headers(_single(self.interaction["response"].get("headers", {})))
+
+    @property
+    def data(self) -> bytes | None:
+        """Give the body as B would send it (the pact's example values)."""
+        return _content(self.interaction["response"])[0]
+
+    @property
+    def content_type(self) -> str:
+        """Give the body's content type."""
+        return _content(self.interaction["response"])[1] or "application/json"
+
+
+def _where(path: Iterable[Any]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path) or "."
+
+
+def _describe(exc: BaseException) -> str:
+    """Say in one line what failed, naming the field: `InvalidData: .name: ...`."""
+    head = type(exc).__name__
+    if hasattr(exc, "name") and hasattr(exc, "location"):
+        head = f"{head}: {exc.location} parameter {exc.name!r}"
+    cause = exc.__cause__
+    schema_errors = list(getattr(cause, "schema_errors", None) or [])
+    if schema_errors:
+        details = []
+        for error in schema_errors:
+            leaf = best_match(error.context) if error.context else error
+            details.append(f"{_where(leaf.absolute_path)}: {leaf.message}")
+        return f"{head}: " + "; ".join(details)
+    reason = str(cause or exc)
+    return f"{head}: {reason}" if reason and reason != head else head
+
+
+REFUSED = 422
+
+
+def http_problems(interaction: Mapping[str, Any], openapi: OpenAPI) -> list[str]:
+    """Give what in an HTTP interaction B's OpenAPI document does not allow.
+
+    An interaction answered 422 is one where A expects B to refuse the request: there the
+    request must break B's schema, and only the answer is checked against it.
+    """
+    request, response = PactRequest(interaction), PactResponse(interaction)
+    found = list(openapi.iter_request_errors(request))
+    if any(isinstance(error, PathError) for error in found):
+        return [f"B's OpenAPI has no {request.method.upper()} {request.path}"]
+    request_errors = [f"request: {_describe(e)}" for e in found]
+    if response.status_code == REFUSED:
+        if not request_errors:
+            return ["response 422: B's schema accepts this request, so B would not refuse it"]
+        request_errors = []
+    return request_errors + [
+        f"response {response.status_code}: {_describe(e)}"
+        for e in openapi.iter_response_errors(request, response)
+    ]
+
+
+def _sent_messages(asyncapi: Mapping[str, Any], channel_ref: str) -> list[dict[str, Any]]:
+    """Give the messages B sends on a channel: what it sends, and its replies."""
+    refs: list[str] = []
+    for operation in asyncapi["operations"].values():
+        if operation["channel"]["$ref"] != channel_ref:
+            continue
+        messages = operation["messages"] if operation["action"] == "send" else []
+        messages += operation.get("reply", {}).get("messages", [])
+        refs += [message["$ref"] for message in messages]
+    return [resolve(asyncapi, ref) for ref in dict.fromkeys(refs)]
+
+
+def message_problems(interaction: Mapping[str, Any], asyncapi: Mapping[str, Any]) -> list[str]:
+    """Give why a message interaction fits none of the messages B sends on its channel."""
+    address = interaction.get("metadata", {}).get("channel")
+    channels = {channel["address"]: name for name, channel in asyncapi["channels"].items()}
+    if address not in channels:
+        return [f"metadata.channel {address!r} is not a channel of B"]
+    contents = interaction["contents"]
+    content_type, body = contents.get("contentType", ""), contents.get("content")
+    value = (
+        body
+        if content_type == "text/plain"
+        else json.loads(body)
+        if isinstance(body, str)
+        else body
+    )
+    misses = []
+    for message in _sent_messages(asyncapi, f"#/channels/{channels[address]}"):
+        if message.get("contentType", asyncapi.get("defaultContentType")) != content_type:
+            continue
+        schema = {**message["payload"], "components": asyncapi["components"]}
+        error: ValidationError | None = best_match(Draft202012Validator(schema).iter_errors(value))
+        if error is None:
+            return []
+        misses.append(
+            f"{message.get('summary', '?')}: {_where(error.absolute_path)}: {error.message}"
+        )
+    if not misses:
+        return [f"B sends no {content_type} message on {address}"]
+    return [f"fits no message B sends on {address} ({'; '.join(misses)})"]
+
+
+def problems(
+    pact: Mapping[str, Any], openapi: Mapping[str, Any], asyncapi: Mapping[str, Any]
+) -> list[str]:
+    """Give every problem of every interaction, each naming the interaction."""
+    api = OpenAPI.from_dict(dict(openapi))
+    found = []
+    for interaction in pact["interactions"]:
+        if interaction["type"] == "Synchronous/HTTP":
+            issues = http_problems(interaction, api)
+        else:
+            issues = message_problems(interaction, asyncapi)
+        found += [f"{interaction['description']!r}: {issue}" for issue in issues]
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check the pact (or the files given); print each problem; give the exit status."""
+    paths = [Path(arg) for arg in (argv if argv is not None else sys.argv[1:])]
+    pact_path, openapi_path, asyncapi_path = (
+        [*paths, PACT, OPENAPI, ASYNCAPI][:3] if paths else [PACT, OPENAPI, ASYNCAPI]
+    )
+    documents = [json.loads(path.read_text()) for path in (pact_path, openapi_path, asyncapi_path)]
+    found = problems(*documents)
+    for problem in found:
+        sys.stdout.write(f"{problem}\n")
+    count = len(documents[0]["interactions"])
+    sys.stdout.write(f"{count} interactions checked, {len(found)} problems\n")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
