@@ -42,7 +42,8 @@ def tests(session: nox.Session) -> None:
     """Run every test on asyncio and trio, with branch coverage; fail under 90 %."""
     install(session, "tests")
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    # tests/fuzz is the fuzz session's: its budgets are its own.
+    session.run("coverage", "run", "-m", "pytest", "--ignore=tests/fuzz", *session.posargs)
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
 
@@ -52,6 +53,13 @@ def contracts(session: nox.Session) -> None:
     """Check every contract, then B and A live on 8000/8001 (`-- --update` rewrites the pact)."""
     install(session, "tests")
     session.run("python", "-m", "tests.contracts.pipeline", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Fuzz B and A in-process and live on 8000/8001 (`-- --max-examples N` for more)."""
+    install(session, "tests")
+    session.run("python", "-m", "tests.fuzz.run", *session.posargs)
 
 
 @nox.session(default=False)

@@ -10,9 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from service_a import http_api, relay
 from service_a.b_client import ServiceBError, build_client
@@ -44,6 +47,27 @@ async def _invalid_request(_: Request, exc: Exception) -> Response:
     return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Starlette's 405 names the methods of the first route matching the path only; each
+    # method is a route of its own here, so `Allow` is worked out over all of them.
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this class
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        scope = request.scope
+        allowed = [
+            method
+            for method in _METHODS
+            if any(
+                route.matches({**scope, "method": method})[0] == Match.FULL
+                for route in request.app.router.routes
+            )
+        ]
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, exc)
+
+
 async def _internal_error(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
@@ -70,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ServiceBError, _service_b_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _internal_error)

@@ -119,6 +119,7 @@ def _why(exc: Exception) -> str:
 
 
 items = APIRouter(prefix="/items", tags=["items"])
+NEW_ITEM_ID = "$response.body#/item_data/item_id"
 ItemIdPath = Annotated[int, Path(ge=1, le=SQLITE_MAX_INTEGER)]
 
 
@@ -153,6 +154,14 @@ async def list_items(
                     "schema": {"type": "string"},
                     "required": True,
                 }
+            },
+            "links": {
+                name: {"operationId": operation, "parameters": {"item_id": NEW_ITEM_ID}}
+                for name, operation in (
+                    ("GetItemById", "get_item"),
+                    ("UpdateItemById", "update_item"),
+                    ("DeleteItemById", "delete_item"),
+                )
             },
         },
         **_errors(*BODY_ERRORS, *GATEWAY_ERRORS),

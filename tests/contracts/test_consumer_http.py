@@ -23,7 +23,7 @@ from service_a import create_app as create_a
 from service_a.b_client import call_service_b
 from service_a.http_api import NOT_FOUND, REFUSED
 from service_a.models import ITEM, ITEM_CREATED, ITEM_LIST
-from tests.service_a.conftest import use_service_b
+from tests.conftest import use_service_b
 
 JSON = "application/json"
 ITEM_1 = {"item_id": match.int(1), "name": match.str("The One Item")}

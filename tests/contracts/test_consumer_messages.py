@@ -23,8 +23,7 @@ from pact import Pact, match
 
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
-from tests.conftest import Backend
-from tests.service_a.conftest import use_service_b
+from tests.conftest import Backend, use_service_b
 from tests.ws import InProcessWebSocketTransport, connect_ws
 
 ISO_8601 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
-from tests.service_a.conftest import B_URL, use_service_b
+from tests.conftest import B_URL, use_service_b
 
 Faults = Callable[[respx.Router], object]
 MakeA = Callable[[Faults], Awaitable[tuple[httpx.AsyncClient, respx.Router]]]

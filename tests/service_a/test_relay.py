@@ -15,8 +15,7 @@ from starlette.testclient import WebSocketDenialResponse
 
 from service_a.relay import sendable
 from service_b.resources import Resources
-from tests.conftest import Backend
-from tests.service_a.conftest import use_service_b
+from tests.conftest import Backend, use_service_b
 from tests.service_b.ws_scripts import (
     LOGGED_IN,
     MAX_MESSAGE,
