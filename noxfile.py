@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -60,6 +62,20 @@ def fuzz(session: nox.Session) -> None:
     """Fuzz B and A in-process and live on 8000/8001 (`-- --max-examples N` for more)."""
     install(session, "tests")
     session.run("python", "-m", "tests.fuzz.run", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmark B direct and A in front of it with wrk, per transport (installs wrk)."""
+    if shutil.which("wrk") is None:
+        session.log("wrk is missing; installing it with apt-get (Debian's package)")
+        installer = ["apt-get", "install", "-y", "wrk"]
+        if os.geteuid() != 0:
+            installer.insert(0, "sudo")
+        if subprocess.run(installer, check=False).returncode != 0:
+            session.error("could not install wrk: run `apt-get install wrk`, then nox -s bench")
+    install(session, "tests")
+    session.run("python", "-m", "tests.bench.bench", *session.posargs)
 
 
 @nox.session(default=False)

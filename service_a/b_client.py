@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from service_a.edge import REQUEST_ID_HEADER
 from service_a.settings import Settings
+from service_a.transport import FastTransport, ReusedConnectionClosed
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,12 @@ def build_client(settings: Settings) -> httpx.AsyncClient:
         write=settings.write_timeout,
         pool=settings.pool_timeout,
     )
-    transport = httpx.AsyncHTTPTransport(limits=limits)
+    transport: httpx.AsyncBaseTransport
+    if settings.transport == "fast":
+        # Retries are A's to decide (see call_service_b): the transport does not retry.
+        transport = FastTransport(limits=limits, retry_stale=False)
+    else:
+        transport = httpx.AsyncHTTPTransport(limits=limits)
     return httpx.AsyncClient(
         base_url=settings.service_b_url,
         transport=transport,
@@ -130,7 +136,9 @@ async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what 
 
     Raises a `ServiceBError` when B cannot be reached (503), is too slow (504), or answers
     a 5xx, an unexpected status or a body that does not fit (502). A request that may be
-    repeated is retried once, only when the connection failed before anything was sent.
+    repeated (GET, PUT, DELETE) is retried once, and only when nothing reached B: the
+    connection could not be made, or a kept-alive connection B had closed was found dead
+    before any answer.
     """
     request = client.build_request(method, path, headers=headers, json=json, params=params)
     attempts = 2 if method in IDEMPOTENT else 1
@@ -152,10 +160,14 @@ async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what 
             with anyio.fail_after(deadline):
                 response = await client.send(request)
             break
-        except httpx.ConnectError as exc:
-            if attempt == attempts:
-                raise ServiceBUnavailable("service B unavailable") from exc
-            logger.info("retrying %s %s: %s", method, path, exc)
+        except (httpx.ConnectError, ReusedConnectionClosed) as exc:
+            # Nothing reached B: no connection, or a kept-alive one B had already closed.
+            if attempt < attempts:
+                logger.info("retrying %s %s: %r", method, path, exc)
+                continue
+            if isinstance(exc, ReusedConnectionClosed):
+                raise BadServiceBAnswer("service B closed the connection") from exc
+            raise ServiceBUnavailable("service B unavailable") from exc
         except httpx.ConnectTimeout as exc:
             raise ServiceBUnavailable("service B unavailable") from exc
         except httpx.PoolTimeout as exc:

@@ -41,9 +41,10 @@ class Settings(BaseSettings):
         default=4.0,
         description="Seconds an idle connection to B is kept; below uvicorn's 5 s keep-alive.",
     )
-    transport: Literal["anyio", "httpcore"] = Field(
-        default="anyio",
-        description="What carries A's HTTP requests to B (see README, Speed).",
+    transport: Literal["fast", "httpx"] = Field(
+        default="fast",
+        description="What carries A's HTTP requests to B: A's own pooled HTTP/1.1 transport, "
+        "or httpx's (see README, Speed).",
     )
     max_body_bytes: Annotated[int, Field(ge=1)] = Field(
         default=1024 * 1024, description="Largest request body A reads; a larger one is 413."

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
+from service_a.transport import ReusedConnectionClosed
 from tests.conftest import B_URL, use_service_b
 
 Faults = Callable[[respx.Router], object]
@@ -107,6 +108,48 @@ async def test_idempotent_writes_are_retried(method: str, path: str, faulty_a: M
     )
     body = {"name": "x"} if method == "PUT" else None
     response = await client.request(method, path, json=body)
+    assert 503 == response.status_code
+    assert 2 == router.calls.call_count
+
+
+def closed_by_b(request: httpx.Request) -> httpx.Response:
+    """Fail as a kept-alive connection B had already closed does."""
+    raise ReusedConnectionClosed("connection closed before any answer", request=request)
+
+
+@pytest.mark.anyio
+async def test_get_on_a_connection_b_closed_is_retried(faulty_a: MakeA) -> None:
+    """A GET whose kept-alive connection B had closed is sent again, on a new connection."""
+    again = httpx.Response(200, json={"item_id": 1, "name": "Again"})
+    client, router = await faulty_a(
+        lambda r: r.get("/items/1").mock(side_effect=[ReusedConnectionClosed("closed"), again])
+    )
+    response = await client.get("/items/1")
+    assert (200, {"item_id": 1, "name": "Again"}) == (response.status_code, response.json())
+    assert 2 == router.calls.call_count
+
+
+@pytest.mark.anyio
+async def test_post_on_a_connection_b_closed_is_not_retried(faulty_a: MakeA) -> None:
+    """A POST is never sent twice: a connection B had closed gives 502."""
+    client, router = await faulty_a(lambda r: r.post("/items").mock(side_effect=closed_by_b))
+    response = await client.post("/items", json={"name": "once"})
+    assert (502, {"detail": "service B closed the connection"}) == (
+        response.status_code,
+        response.json(),
+    )
+    assert 1 == router.calls.call_count
+
+
+@pytest.mark.anyio
+async def test_second_failure_is_not_retried_again(faulty_a: MakeA) -> None:
+    """At most one retry: a GET failing twice gives 503 after exactly two attempts."""
+    client, router = await faulty_a(
+        lambda r: r.get("/items/1").mock(
+            side_effect=[ReusedConnectionClosed("closed"), httpx.ConnectError("refused")]
+        )
+    )
+    response = await client.get("/items/1")
     assert 503 == response.status_code
     assert 2 == router.calls.call_count
 

@@ -6,7 +6,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from service_a import Settings as ASettings
+from service_a.b_client import build_client
 from service_a.dependencies import get_service_b_client
+from service_a.transport import FastTransport
 from tests.service_b.http_cases import CASES, HttpCase, check_answer, parse
 
 # B's own table, for the item operations A forwards: through A, every answer is the same.
@@ -153,3 +156,15 @@ async def test_openapi_documents_every_status(a_client: httpx.AsyncClient) -> No
     assert {"200", "404", "422"} | gateway == documented["/items/{item_id}", "get"]
     assert {"200", "400", "404", "413", "422"} | gateway == documented["/items/{item_id}", "put"]
     assert {"204", "404", "422"} | gateway == documented["/items/{item_id}", "delete"]
+
+
+@pytest.mark.parametrize(
+    ("name", "transport_type"),
+    [("fast", FastTransport), ("httpx", httpx.AsyncHTTPTransport)],
+)
+def test_transport_is_chosen_by_setting(name: str, transport_type: type) -> None:
+    """SERVICE_A_TRANSPORT picks what carries A's requests; the client stays an AsyncClient."""
+    client = build_client(ASettings.model_validate({"transport": name}))
+    assert isinstance(client, httpx.AsyncClient)
+    assert isinstance(client._transport, transport_type)  # noqa: SLF001
+    assert 0.5 == client.timeout.connect

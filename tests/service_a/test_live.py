@@ -153,3 +153,20 @@ async def test_graceful_stop_passes_bs_close_code() -> None:
             with pytest.raises(WebSocketDisconnect) as closed:
                 await ws.receive_text(5)
     assert 1012 == closed.value.code
+
+
+@pytest.mark.anyio
+async def test_a_on_httpx_transport() -> None:
+    """With SERVICE_A_TRANSPORT=httpx, A works the same over httpx's own transport."""
+    with (
+        run_service("service_b", env={"SERVICE_B_DATABASE_PATH": ":memory:"}) as b,
+        run_service("service_a", env={**_a_env(b), "SERVICE_A_TRANSPORT": "httpx"}) as a,
+    ):
+        async with httpx.AsyncClient(base_url=a.base_url, timeout=10) as client:
+            created = await client.post("/items", json={"name": "via httpx"})
+            assert 201 == created.status_code
+            assert "via httpx" == (await client.get(created.headers["location"])).json()["name"]
+            assert 404 == (await client.get("/items/999")).status_code
+            async with connect_ws("/ws/echo", client) as ws:
+                await ws.send_text("hi")
+                assert "Echo: hi" == await ws.receive_text(5)

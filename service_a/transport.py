@@ -1,0 +1,939 @@
+"""An anyio-native, keep-alive pooled HTTP/1.1 transport for ``httpx.AsyncClient``.
+
+Why
+---
+``httpx.AsyncHTTPTransport`` (httpcore + h11) spends most of its per-request CPU in
+connection-pool bookkeeping that walks every pooled connection on each request
+(checking socket readability through anyio's ``extra()`` machinery), plus h11's
+state machines and a timeout scope per socket operation.  In a gateway that cost
+dominates and grows with concurrency (profiles and numbers: NOTES.md next to this
+file).  This transport keeps the ``httpx.AsyncClient`` API (it is a plain
+``httpx.AsyncBaseTransport``) and does the minimum per request:
+
+* one socket write for head + (non-streaming, <= 64 KiB) body,
+* one cancel scope per request for the write + response-head phases (its deadline
+  is moved when the phase changes) instead of one per socket operation,
+* a small hand-written HTTP/1.1 response parser (status line, headers,
+  Content-Length / chunked / close-delimited bodies, 1xx skipping, HEAD/204/304),
+* a LIFO keep-alive pool per origin whose slots are an ``anyio.Semaphore`` taken
+  with ``acquire_nowait()`` first, so the uncontended path never yields,
+* a body that arrived together with the head (the usual case for small JSON
+  responses) is returned fully buffered and its connection goes back to the pool
+  before ``handle_async_request`` returns.
+
+Usage::
+
+    client = httpx.AsyncClient(
+        base_url="http://service-b:8080",
+        transport=FastTransport(
+            limits=httpx.Limits(
+                max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0
+            )
+        ),
+        timeout=httpx.Timeout(5.0),
+        trust_env=False,
+    )
+
+Everything is anyio-native (``anyio.connect_tcp``, ``anyio.CancelScope``,
+``anyio.Semaphore``) so the same object works under asyncio (incl. uvloop) and
+trio.  One transport instance must only be used from one event loop at a time
+(the same holds for httpx's own pool).
+
+What is delegated
+-----------------
+Requests this transport does not implement go unchanged to a wrapped fallback
+transport (default: ``httpx.AsyncHTTPTransport`` with the same limits):
+non-``http`` schemes (``https`` ...), requests with an ``Upgrade`` header
+(WebSockets via httpx-ws need httpcore's ``network_stream`` response extension)
+and requests with an ``Expect`` header.  Responses from this transport carry the
+``http_version`` and ``reason_phrase`` extensions but no ``network_stream``.
+
+Errors
+------
+``ConnectError``, ``ConnectTimeout``, ``WriteError``, ``WriteTimeout``,
+``ReadError``, ``ReadTimeout``, ``PoolTimeout``, ``RemoteProtocolError`` and
+``LocalProtocolError``, with timeouts taken from ``request.extensions["timeout"]``
+(connect / write / pool per operation, read = max time between received chunks).
+
+Stale keep-alive connections
+----------------------------
+Before an idle connection is reused its socket is polled with a zero timeout: an
+idle HTTP/1.1 socket that is readable has EOF, RST or unsolicited bytes pending,
+so it is discarded.  If a reused connection still dies before the first response
+byte (the server closed it while the request was in flight), idempotent requests
+with a non-streaming body are retried once on a fresh connection; other requests
+raise ``RemoteProtocolError`` / ``ReadError`` / ``WriteError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import select
+from collections.abc import AsyncIterator
+from typing import Final
+
+import anyio
+import anyio.abc
+import httpx
+
+__all__ = ["FastTransport", "ReusedConnectionClosed"]
+
+_READ_SIZE: Final = 64 * 1024
+#: Head and body go out in one write when the body is at most this big.
+_COALESCE_LIMIT: Final = 64 * 1024
+_DEFAULT_MAX_HEAD: Final = 64 * 1024
+_MAX_CHUNK_LINE: Final = 4096
+_MAX_HEX_DIGITS: Final = 16
+_MAX_LENGTH_DIGITS: Final = 18
+_MIN_STATUS_LINE: Final = len(b"HTTP/1.1 200")
+_CRLF_LEN: Final = 2
+_SWITCHING_PROTOCOLS: Final = 101
+_NO_BODY_STATUSES: Final = frozenset({204, 304})
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+_HEX_DIGITS: Final = frozenset(b"0123456789abcdefABCDEF")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
+_DEFAULT_LIMITS: Final = httpx.Limits(
+    max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0
+)
+
+_Key = tuple[str, int]  # (host, port) of an upstream
+_HeaderList = list[tuple[bytes, bytes]]
+_ByteStream = httpx.AsyncByteStream | httpx.SyncByteStream
+
+
+def _is_interim(status: int) -> bool:
+    """Return True for 1xx responses other than 101 (these are skipped)."""
+    return status // 100 == 1 and status != _SWITCHING_PROTOCOLS
+
+
+class ReusedConnectionClosed(httpx.RemoteProtocolError):
+    """A kept-alive connection turned out closed before any byte of the answer arrived.
+
+    The server did not answer this request on it. Raised when the transport does not
+    retry by itself (``retry_stale=False``, or a request that may not be repeated), so the
+    caller can decide: an idempotent request may be sent again.
+    """
+
+
+class _StaleConnectionError(Exception):
+    """A *reused* connection failed before any response byte was received."""
+
+    def __init__(self, message: str, kind: type[httpx.TransportError]) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# --------------------------------------------------------------------------- #
+# Body decoders: synchronous and incremental; feed() returns body chunks.
+# --------------------------------------------------------------------------- #
+class _BodyDecoder:
+    """Base class of the response body framings.
+
+    ``done`` becomes True at the end of the message; bytes that arrived after the
+    end of the message are kept in ``leftover`` (the connection is then unusable).
+    """
+
+    __slots__ = ("done", "leftover")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.leftover = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Consume received bytes and return decoded body chunks."""
+        raise NotImplementedError
+
+    def eof(self) -> None:
+        """Handle the peer closing the connection; raise if that is premature."""
+        raise httpx.RemoteProtocolError(
+            "Server disconnected before the response body was complete."
+        )
+
+
+class _NoBody(_BodyDecoder):
+    """HEAD responses, 204, 304."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = True
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Anything after a body-less response is unexpected."""
+        self.leftover += data
+        return []
+
+
+class _LengthBody(_BodyDecoder):
+    """``Content-Length: n``."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        self.remaining = length
+        self.done = length == 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Pass through up to ``remaining`` bytes."""
+        if self.done:
+            self.leftover += data
+            return []
+        n = self.remaining
+        if len(data) <= n:
+            self.remaining = n - len(data)
+            self.done = self.remaining == 0
+            return [data]
+        self.remaining = 0
+        self.done = True
+        self.leftover = data[n:]
+        return [data[:n]]
+
+
+class _CloseDelimitedBody(_BodyDecoder):
+    """Body that runs until the server closes the connection (never reusable)."""
+
+    __slots__ = ()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Everything is body."""
+        return [data]
+
+    def eof(self) -> None:
+        """EOF is the normal end of this body."""
+        self.done = True
+
+
+class _ChunkedBody(_BodyDecoder):
+    """Incremental ``Transfer-Encoding: chunked`` decoder (RFC 9112 section 7.1).
+
+    Chunk extensions are ignored; trailer fields are read and discarded.
+    """
+
+    __slots__ = ("_buf", "_remaining", "_state")
+
+    _SIZE: Final = 0  # expecting "<hex>[;ext]\r\n"
+    _DATA: Final = 1  # inside chunk data, self._remaining bytes left
+    _DATA_CRLF: Final = 2  # expecting the CRLF after chunk data
+    _TRAILER: Final = 3  # expecting trailer lines until an empty line
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buf = b""
+        self._remaining = 0
+        self._state = self._SIZE
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Decode as much as possible; keep an incomplete line for later."""
+        if self.done:
+            self.leftover += data
+            return []
+        buf = self._buf + data if self._buf else data
+        out: list[bytes] = []
+        pos = 0
+        end = len(buf)
+        done = False
+        while pos < end and not done:
+            if self._state == self._DATA:
+                pos = self._take_data(buf, pos, end, out)
+            elif self._state == self._DATA_CRLF:
+                if end - pos < _CRLF_LEN:
+                    break
+                pos = self._take_crlf(buf, pos)
+            else:  # _SIZE or _TRAILER: line based
+                nl = buf.find(b"\r\n", pos)
+                if nl < 0:
+                    if end - pos > _MAX_CHUNK_LINE:
+                        raise httpx.RemoteProtocolError("Chunk size or trailer line too long.")
+                    break
+                done = self._line(buf[pos:nl])
+                pos = nl + _CRLF_LEN
+        if done:
+            self.done = True
+            self.leftover = buf[pos:]
+            self._buf = b""
+        else:
+            self._buf = buf[pos:]
+        return out
+
+    def _take_data(self, buf: bytes, pos: int, end: int, out: list[bytes]) -> int:
+        """Append up to the rest of the current chunk's data; return the new position."""
+        take = min(self._remaining, end - pos)
+        out.append(buf[pos : pos + take])
+        self._remaining -= take
+        if self._remaining == 0:
+            self._state = self._DATA_CRLF
+        return pos + take
+
+    def _take_crlf(self, buf: bytes, pos: int) -> int:
+        """Consume the CRLF that ends chunk data; return the new position."""
+        if buf[pos : pos + _CRLF_LEN] != b"\r\n":
+            raise httpx.RemoteProtocolError("Malformed chunked body: missing CRLF.")
+        self._state = self._SIZE
+        return pos + _CRLF_LEN
+
+    def _line(self, line: bytes) -> bool:
+        """Handle one chunk-size line or trailer line; True at the end of the message."""
+        if self._state == self._TRAILER:
+            return not line  # an empty line ends the trailers and the message
+        size_text = line.split(b";", 1)[0].strip(b" \t")
+        if (
+            not size_text
+            or len(size_text) > _MAX_HEX_DIGITS
+            or not _HEX_DIGITS.issuperset(size_text)
+        ):
+            raise httpx.RemoteProtocolError(f"Malformed chunk size line: {line[:40]!r}")
+        size = int(size_text, 16)
+        if size == 0:
+            self._state = self._TRAILER
+        else:
+            self._remaining = size
+            self._state = self._DATA
+        return False
+
+
+# --------------------------------------------------------------------------- #
+# Response head parsing
+# --------------------------------------------------------------------------- #
+@dataclasses.dataclass(slots=True)
+class _Head:
+    """A parsed response head and the framing of the body that follows."""
+
+    status: int
+    reason: bytes
+    version: bytes
+    headers: _HeaderList
+    keep_alive: bool
+    decoder: _BodyDecoder
+    size: int  # bytes of the buffer this head occupied
+
+
+def _parse_content_length(value: bytes, previous: int | None) -> int:
+    """Validate a Content-Length value (maybe a list); all values must agree."""
+    result = previous
+    for raw_item in value.split(b","):
+        item = raw_item.strip(b" \t")
+        if not item.isdigit() or len(item) > _MAX_LENGTH_DIGITS:
+            raise httpx.RemoteProtocolError("Invalid Content-Length header.")
+        n = int(item)
+        if result is not None and n != result:
+            raise httpx.RemoteProtocolError("Conflicting Content-Length headers.")
+        result = n
+    if result is None:  # pragma: no cover - split() always yields one item
+        raise httpx.RemoteProtocolError("Invalid Content-Length header.")
+    return result
+
+
+def _parse_status_line(line: bytes) -> tuple[bytes, int, bytes]:
+    """Split ``HTTP/1.1 200 OK`` into version, status and (maybe empty) reason."""
+    if (
+        len(line) < _MIN_STATUS_LINE
+        or line[:7] != b"HTTP/1."
+        or line[8:9] != b" "
+        or not line[9:12].isdigit()
+        or (len(line) > _MIN_STATUS_LINE and line[12:13] != b" ")
+    ):
+        raise httpx.RemoteProtocolError(f"Malformed status line: {line[:80]!r}")
+    return line[:8], int(line[9:12]), line[13:]
+
+
+def _framing(
+    status: int,
+    is_head_request: bool,
+    content_length: int | None,
+    transfer_encoding: bytes | None,
+    keep_alive: bool,
+) -> tuple[_BodyDecoder, bool]:
+    """Pick the body framing (RFC 9112 section 6.3) and whether the connection survives."""
+    if is_head_request or status in _NO_BODY_STATUSES or status // 100 == 1:
+        return _NoBody(), keep_alive
+    if transfer_encoding is not None:
+        if content_length is not None:  # TE wins over CL, then the connection must close
+            keep_alive = False
+        last_coding = transfer_encoding.rsplit(b",", 1)[-1].strip(b" \t").lower()
+        if last_coding == b"chunked":
+            return _ChunkedBody(), keep_alive
+        return _CloseDelimitedBody(), False
+    if content_length is not None:
+        return _LengthBody(content_length), keep_alive
+    return _CloseDelimitedBody(), False
+
+
+def _parse_head(buf: bytes, is_head_request: bool, max_head: int) -> _Head | None:
+    """Parse a response head at the start of ``buf``; None if it is incomplete."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0 or end > max_head:
+        if len(buf) > max_head:
+            raise httpx.RemoteProtocolError("Response head too large.")
+        return None
+    lines = buf[:end].split(b"\r\n")
+    version, status, reason = _parse_status_line(lines[0])
+
+    headers: _HeaderList = []
+    content_length: int | None = None
+    transfer_encoding: bytes | None = None
+    connection = b""
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name[-1:] in b" \t" or name[:1] in b" \t":
+            # Also rejects obsolete line folding (RFC 9112 section 5.2).
+            raise httpx.RemoteProtocolError(f"Malformed header line: {line[:80]!r}")
+        value = value.strip(b" \t")
+        headers.append((name, value))
+        lname = name.lower()
+        if lname == b"content-length":
+            content_length = _parse_content_length(value, content_length)
+        elif lname == b"transfer-encoding":
+            transfer_encoding = (
+                value if transfer_encoding is None else b",".join((transfer_encoding, value))
+            )
+        elif lname == b"connection":
+            connection += b"," + value.lower()
+
+    if version == b"HTTP/1.1":
+        keep_alive = b"close" not in connection
+    else:  # HTTP/1.0: only with an explicit "Connection: keep-alive"
+        keep_alive = b"keep-alive" in connection and b"close" not in connection
+
+    decoder, keep_alive = _framing(
+        status, is_head_request, content_length, transfer_encoding, keep_alive
+    )
+    return _Head(status, reason, version, headers, keep_alive, decoder, end + 4)
+
+
+# --------------------------------------------------------------------------- #
+# Outgoing requests
+# --------------------------------------------------------------------------- #
+class _Outgoing:
+    """A request serialised for the wire plus what the exchange needs to know."""
+
+    __slots__ = (
+        "body_stream",
+        "chunked",
+        "close_after",
+        "extra_body",
+        "first_write",
+        "is_head",
+        "read_timeout",
+        "reading",
+        "retryable",
+        "write_timeout",
+    )
+
+    def __init__(self) -> None:
+        self.first_write = b""
+        self.extra_body: bytes | None = None
+        self.body_stream: _ByteStream | None = None
+        self.chunked = False
+        self.close_after = False
+        self.is_head = False
+        self.retryable = False
+        self.write_timeout: float | None = None
+        self.read_timeout: float | None = None
+        self.reading = False  # phase of the exchange, to tell read from write timeouts
+
+
+def _serialise(request: httpx.Request, retry_stale: bool) -> _Outgoing | None:
+    """Build the request head; None if the request must go to the fallback."""
+    out = _Outgoing()
+    method = request.method
+    parts = [method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    raw_headers = request.headers.raw
+    for name, value in raw_headers:
+        if not _TOKEN.fullmatch(name):
+            raise httpx.LocalProtocolError(f"Illegal header name {name[:40]!r}.")
+        lname = name.lower()
+        if lname in {b"upgrade", b"expect"}:
+            return None
+        if lname == b"transfer-encoding":
+            out.chunked = b"chunked" in value.lower()
+        elif lname == b"connection":
+            out.close_after = b"close" in value.lower()
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    head = b"".join(parts)
+    # Header injection guard: the only CR/LF allowed are our own line ends
+    # (one C-level pass over the head instead of a check per value).
+    n_lines = len(raw_headers) + 2
+    if head.count(b"\n") != n_lines or head.count(b"\r") != n_lines:
+        raise httpx.LocalProtocolError("Illegal CR/LF in request line or header.")
+
+    body: bytes | None
+    try:
+        body = request.content  # non-streaming bodies are already in memory
+    except httpx.RequestNotRead:
+        body = None
+    if body is None:
+        out.first_write = head
+        out.body_stream = request.stream
+    elif len(body) <= _COALESCE_LIMIT:
+        out.first_write = head + body if body else head
+    else:
+        out.first_write = head
+        out.extra_body = body
+    out.is_head = method == "HEAD"
+    out.retryable = retry_stale and body is not None and method in _IDEMPOTENT
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Connections and the pool
+# --------------------------------------------------------------------------- #
+class _Conn:
+    """One pooled TCP connection plus any bytes read past the response head."""
+
+    __slots__ = ("_poll", "buf", "expires_at", "key", "requests", "stream")
+
+    def __init__(self, stream: anyio.abc.SocketStream, key: _Key) -> None:
+        self.stream = stream
+        self.key = key
+        self.buf = b""
+        self.expires_at = math.inf
+        self.requests = 0  # number of requests started on this connection
+        self._poll: select.poll | None = None
+        get_socket = stream.extra_attributes.get(anyio.abc.SocketAttribute.raw_socket)
+        sock = get_socket() if get_socket is not None else None
+        if sock is not None and hasattr(select, "poll"):
+            try:
+                poller = select.poll()
+                poller.register(sock.fileno(), select.POLLIN)
+            except (OSError, ValueError):  # pragma: no cover - exotic sockets
+                return
+            self._poll = poller
+
+    def looks_dead(self) -> bool:
+        """Whether an *idle* connection is unusable.
+
+        An idle HTTP/1.1 connection has nothing to read: a readable socket means
+        EOF (the server closed it), RST or unsolicited bytes.  On asyncio the loop
+        may already have consumed the EOF, but an EOF'd socket stays readable
+        (level triggered) and a reset one gets closed (POLLNVAL), so polling the
+        raw fd detects both on asyncio, uvloop and trio.
+        """
+        if self.buf:
+            return True
+        poller = self._poll
+        if poller is None:  # pragma: no cover - no poll() on this platform
+            return False
+        try:
+            return bool(poller.poll(0))
+        except OSError:  # pragma: no cover
+            return True
+
+
+class _Pool:
+    """Keep-alive connections per origin with a bound on concurrent requests."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self.max_conns = limits.max_connections
+        self.max_idle = limits.max_keepalive_connections
+        expiry = limits.keepalive_expiry
+        self.expiry = math.inf if expiry is None else float(expiry)
+        self.idle: dict[_Key, list[_Conn]] = {}
+        self.n_idle = 0
+        self.n_conns = 0  # open or connecting connections, idle or in use
+        # Created lazily inside the event loop: anyio primitives bind to a backend.
+        self.slots: anyio.Semaphore | None = None
+        self.closed = False
+
+    async def acquire(
+        self, key: _Key, pool_timeout: float | None, connect_timeout: float | None, fresh: bool
+    ) -> _Conn:
+        """Take a request slot, then an idle connection (unless ``fresh``) or a new one."""
+        slots = self.slots
+        if slots is None and self.max_conns is not None:
+            slots = self.slots = anyio.Semaphore(self.max_conns)
+        if slots is not None:
+            try:
+                slots.acquire_nowait()  # uncontended: no event-loop round trip
+            except anyio.WouldBlock:
+                with anyio.move_on_after(pool_timeout) as scope:
+                    await slots.acquire()
+                if scope.cancelled_caught:
+                    raise httpx.PoolTimeout("Timed out waiting for a pooled connection.") from None
+        try:
+            conn = None if fresh else await self._pop_idle(key)
+            if conn is None:
+                conn = await self._new_conn(key, connect_timeout)
+        except BaseException:
+            if slots is not None:
+                slots.release()
+            raise
+        return conn
+
+    async def _pop_idle(self, key: _Key) -> _Conn | None:
+        stack = self.idle.get(key)
+        if not stack:
+            return None
+        now = anyio.current_time()
+        while stack:
+            conn = stack.pop()  # LIFO: hottest connection, let the others expire
+            self.n_idle -= 1
+            if conn.expires_at > now and not conn.looks_dead():
+                return conn
+            self.n_conns -= 1
+            await anyio.aclose_forcefully(conn.stream)
+        return None
+
+    async def _new_conn(self, key: _Key, connect_timeout: float | None) -> _Conn:
+        if self.max_conns is not None and self.n_conns >= self.max_conns:
+            await self._evict_one_idle()
+        host, port = key
+        stream: anyio.abc.SocketStream | None = None
+        self.n_conns += 1
+        try:
+            with anyio.move_on_after(connect_timeout):
+                stream = await anyio.connect_tcp(host, port)
+        except OSError as exc:
+            self.n_conns -= 1
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            self.n_conns -= 1
+            raise
+        if stream is None:
+            self.n_conns -= 1
+            raise httpx.ConnectTimeout(f"Timed out connecting to {host}:{port}.")
+        return _Conn(stream, key)
+
+    async def _evict_one_idle(self) -> None:
+        """Close the oldest idle connection (of any origin) to make room."""
+        for stack in self.idle.values():
+            if stack:
+                conn = stack.pop(0)
+                self.n_idle -= 1
+                self.n_conns -= 1
+                await anyio.aclose_forcefully(conn.stream)
+                return
+
+    async def release(self, conn: _Conn, reusable: bool) -> None:
+        """Return a connection to the pool (or close it) and free its slot."""
+        if self.slots is not None:
+            self.slots.release()
+        if reusable and not self.closed and (self.max_idle is None or self.n_idle < self.max_idle):
+            conn.expires_at = anyio.current_time() + self.expiry
+            stack = self.idle.get(conn.key)
+            if stack is None:
+                stack = self.idle[conn.key] = []
+            stack.append(conn)
+            self.n_idle += 1
+            return
+        self.n_conns -= 1
+        await anyio.aclose_forcefully(conn.stream)
+
+    async def aclose(self) -> None:
+        """Close idle connections; in-use ones are closed when released."""
+        self.closed = True
+        idle = [conn for stack in self.idle.values() for conn in stack]
+        self.idle.clear()
+        self.n_idle = 0
+        for conn in idle:
+            self.n_conns -= 1
+            await anyio.aclose_forcefully(conn.stream)
+
+
+async def _receive_body(conn: _Conn, read_timeout: float | None) -> bytes:
+    """Receive body bytes with a per-read timeout; b"" on EOF."""
+    try:
+        if read_timeout is None:
+            return await conn.stream.receive(_READ_SIZE)
+        with anyio.CancelScope(deadline=anyio.current_time() + read_timeout):
+            return await conn.stream.receive(_READ_SIZE)
+    except anyio.EndOfStream:
+        return b""
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        raise httpx.ReadError(f"Connection lost while reading the body: {exc!r}") from exc
+    raise httpx.ReadTimeout("Timed out while reading the response body.")
+
+
+# --------------------------------------------------------------------------- #
+# Response streams
+# --------------------------------------------------------------------------- #
+class _OneShot:
+    """Async iterator yielding one bytes object (nothing if it is empty).
+
+    Response streams use plain iterator objects rather than async generators: an
+    abandoned async generator needs event-loop finalisation (trio warns about it),
+    while these need none; the connection is handled by the stream's aclose().
+    """
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def __aiter__(self) -> _OneShot:
+        return self
+
+    async def __anext__(self) -> bytes:
+        body = self._body
+        if not body:
+            raise StopAsyncIteration
+        self._body = b""
+        return body
+
+
+class _BufferedBody(httpx.AsyncByteStream):
+    """Body that was read completely before the response was returned."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """Yield the body once."""
+        return _OneShot(self._body)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the connection went back to the pool already."""
+
+
+class _StreamingBody(httpx.AsyncByteStream):
+    """Body still being received; owns the connection until finished or closed.
+
+    It is its own async iterator (see ``_OneShot`` for why not a generator).
+    """
+
+    def __init__(
+        self, pool: _Pool, conn: _Conn, head: _Head, first: list[bytes], out: _Outgoing
+    ) -> None:
+        self._pool = pool
+        self._conn: _Conn | None = conn
+        self._decoder = head.decoder
+        self._pending = [chunk for chunk in reversed(first) if chunk]  # a stack
+        self._read_timeout = out.read_timeout
+        self._keep_alive = head.keep_alive and not out.close_after
+
+    def __aiter__(self) -> _StreamingBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        """Return the next decoded chunk; give the connection back at the end."""
+        pending = self._pending
+        while not pending:
+            conn = self._conn
+            if conn is None:
+                raise StopAsyncIteration
+            decoder = self._decoder
+            if decoder.done:
+                await self._finish(reusable=self._keep_alive and not decoder.leftover)
+                raise StopAsyncIteration
+            try:
+                data = await _receive_body(conn, self._read_timeout)
+                if data:
+                    pending.extend(reversed([c for c in decoder.feed(data) if c]))
+                else:
+                    decoder.eof()  # raises unless the body is close-delimited
+                    self._keep_alive = False
+            except BaseException:
+                await self._finish(reusable=False)
+                raise
+        return pending.pop()
+
+    async def _finish(self, reusable: bool) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._pool.release(conn, reusable)
+
+    async def aclose(self) -> None:
+        """Close; a connection whose body was not read to the end is unusable."""
+        await self._finish(reusable=False)
+
+
+# --------------------------------------------------------------------------- #
+# The transport
+# --------------------------------------------------------------------------- #
+class FastTransport(httpx.AsyncBaseTransport):
+    """Keep-alive pooled, anyio-native HTTP/1.1 transport for plain ``http``."""
+
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits = _DEFAULT_LIMITS,
+        fallback: httpx.AsyncBaseTransport | None = None,
+        retry_stale: bool = True,
+        max_head_size: int = _DEFAULT_MAX_HEAD,
+    ) -> None:
+        """Create the transport (no I/O happens here).
+
+        :param limits: ``max_connections`` bounds concurrent requests and open
+            connections (``None``: unbounded), ``max_keepalive_connections`` bounds
+            idle pooled connections, ``keepalive_expiry`` is the idle lifetime in
+            seconds; keep it below the server's keep-alive timeout (uvicorn: 5 s).
+        :param fallback: transport for everything not handled here (default:
+            ``httpx.AsyncHTTPTransport(limits=limits)``).
+        :param retry_stale: retry idempotent, non-streaming requests once on a
+            fresh connection when a reused one dies before any response byte.
+        :param max_head_size: maximum size of a response head in bytes.
+        """
+        self._pool = _Pool(limits)
+        self._fallback = (
+            fallback if fallback is not None else httpx.AsyncHTTPTransport(limits=limits)
+        )
+        self._retry_stale = retry_stale
+        self._max_head = max_head_size
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send one request and return the response (body may still be streaming)."""
+        url = request.url
+        out = _serialise(request, self._retry_stale) if url.scheme == "http" else None
+        if out is None:
+            return await self._fallback.handle_async_request(request)
+        if self._pool.closed:
+            raise RuntimeError("Transport is closed.")
+        timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
+        out.write_timeout = timeouts.get("write")
+        out.read_timeout = timeouts.get("read")
+        key = (url.host, url.port or 80)
+        pool = self._pool
+
+        fresh = False
+        while True:
+            conn = await pool.acquire(key, timeouts.get("pool"), timeouts.get("connect"), fresh)
+            try:
+                head = await self._exchange(conn, out)
+            except _StaleConnectionError as exc:
+                await pool.release(conn, reusable=False)
+                if out.retryable and not fresh:
+                    fresh = True  # retry once, on a new connection
+                    continue
+                raise ReusedConnectionClosed(str(exc), request=request) from None
+            except BaseException:
+                await pool.release(conn, reusable=False)
+                raise
+            break
+
+        extensions = {"http_version": head.version, "reason_phrase": head.reason}
+        decoder = head.decoder
+        rest, conn.buf = conn.buf, b""
+        try:
+            chunks = decoder.feed(rest) if rest else []
+        except BaseException:
+            await pool.release(conn, reusable=False)
+            raise
+        stream: httpx.AsyncByteStream
+        if decoder.done:
+            # Fast path: the whole body is here; give the connection back now.
+            reusable = head.keep_alive and not out.close_after and not decoder.leftover
+            await pool.release(conn, reusable)
+            stream = _BufferedBody(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        else:
+            stream = _StreamingBody(pool, conn, head, chunks, out)
+        return httpx.Response(
+            head.status, headers=head.headers, stream=stream, extensions=extensions
+        )
+
+    async def aclose(self) -> None:
+        """Close idle connections and the fallback transport."""
+        await self._pool.aclose()
+        await self._fallback.aclose()
+
+    async def _exchange(self, conn: _Conn, out: _Outgoing) -> _Head:
+        """Send the request and read the response head.
+
+        One cancel scope covers both phases; its deadline starts as the write
+        timeout and is re-armed with the read timeout before every receive
+        (httpx's read timeout is the maximum time between received chunks).
+        """
+        reused = conn.requests > 0
+        conn.requests += 1
+        out.reading = False
+        stream = conn.stream
+        write_timeout = out.write_timeout
+        scope = anyio.CancelScope(
+            deadline=math.inf if write_timeout is None else anyio.current_time() + write_timeout
+        )
+        with scope:
+            try:
+                await stream.send(out.first_write)
+                if out.extra_body is not None:
+                    await stream.send(out.extra_body)
+                elif out.body_stream is not None:
+                    await _send_stream(stream, out, scope)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                msg = f"Connection lost while sending the request: {exc!r}"
+                if reused:
+                    raise _StaleConnectionError(msg, httpx.WriteError) from exc
+                raise httpx.WriteError(msg) from exc
+            return await self._read_head(conn, out, scope, reused)
+        # Only reached when our own deadline cancelled the scope.
+        if out.reading:
+            raise httpx.ReadTimeout("Timed out while waiting for the response.")
+        raise httpx.WriteTimeout("Timed out while sending the request.")
+
+    async def _read_head(
+        self, conn: _Conn, out: _Outgoing, scope: anyio.CancelScope, reused: bool
+    ) -> _Head:
+        """Receive until a final (non-1xx) response head is complete."""
+        out.reading = True
+        stream = conn.stream
+        read_timeout = out.read_timeout
+        buf = b""
+        received_any = False
+        while True:
+            if buf:
+                head = _parse_head(buf, out.is_head, self._max_head)
+                if head is not None:
+                    buf = buf[head.size :]
+                    if _is_interim(head.status):  # 100 Continue, 103 Early Hints
+                        continue
+                    if head.status == _SWITCHING_PROTOCOLS:
+                        raise httpx.RemoteProtocolError("Unexpected 101 Switching Protocols.")
+                    conn.buf = buf
+                    return head
+            if read_timeout is not None:
+                scope.deadline = anyio.current_time() + read_timeout
+            data = await _receive_head_bytes(stream, reused, received_any)
+            received_any = True
+            buf = buf + data if buf else data
+
+
+async def _receive_head_bytes(
+    stream: anyio.abc.SocketStream, reused: bool, received_any: bool
+) -> bytes:
+    """Receive response-head bytes, mapping EOF and resets to httpx errors.
+
+    A *reused* connection failing before any response byte raises
+    ``_StaleConnectionError`` so the caller can retry on a fresh connection.
+    """
+    try:
+        data = await stream.receive(_READ_SIZE)
+    except anyio.EndOfStream:
+        data = b""
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        msg = f"Connection lost while reading the response: {exc!r}"
+        if reused and not received_any:
+            raise _StaleConnectionError(msg, httpx.ReadError) from exc
+        raise httpx.ReadError(msg) from exc
+    if data:
+        return data
+    if received_any:
+        raise httpx.RemoteProtocolError("Server disconnected in the middle of the response head.")
+    msg = "Server disconnected without sending a response."
+    if reused:
+        raise _StaleConnectionError(msg, httpx.RemoteProtocolError)
+    raise httpx.RemoteProtocolError(msg)
+
+
+async def _send_stream(
+    stream: anyio.abc.SocketStream, out: _Outgoing, scope: anyio.CancelScope
+) -> None:
+    """Send a streaming request body, chunk-framed if the request says so."""
+    body_stream = out.body_stream
+    if not isinstance(body_stream, httpx.AsyncByteStream):
+        raise TypeError("Attempted to send a sync request body with an async transport.")
+    write_timeout = out.write_timeout
+    async for chunk in body_stream:
+        if not chunk:
+            continue
+        if write_timeout is not None:  # the write timeout is per write operation
+            scope.deadline = anyio.current_time() + write_timeout
+        if out.chunked:
+            await stream.send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        else:
+            await stream.send(chunk)
+    if out.chunked:
+        await stream.send(b"0\r\n\r\n")

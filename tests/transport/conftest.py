@@ -1,0 +1,250 @@
+"""Fixtures: anyio backends, a real uvicorn upstream, a scripted raw TCP server."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+        pytest.param(("trio", {}), id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """Run every async test on asyncio, asyncio+uvloop and trio."""
+    return request.param  # type: ignore[no-any-return]
+
+
+def free_port() -> int:
+    """Return a currently unused loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[str]:
+    """Serve tests/upstream_app.py with uvicorn (keep-alive timeout 1 s)."""
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "uvicorn", "tests.transport.upstream_app:app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "--timeout-keep-alive", "1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=HERE.parents[1], start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/echo", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------- #
+# Scripted raw server: exact bytes on the wire, for parser / framing edge cases.
+# --------------------------------------------------------------------------- #
+Script = Callable[[socket.socket], bool]  # write the response; True = keep connection
+
+
+def _send(data: bytes) -> Script:
+    """Script: send data, keep the connection."""
+
+    def script(conn: socket.socket) -> bool:
+        """Write the canned response."""
+        conn.sendall(data)
+        return True
+
+    return script
+
+
+def _send_close(data: bytes) -> Script:
+    """Script: send data, then close."""
+
+    def script(conn: socket.socket) -> bool:
+        """Write the canned response."""
+        conn.sendall(data)
+        return False
+
+    return script
+
+
+def _dribble(data: bytes) -> Script:
+    """Script: send data one byte at a time."""
+
+    def script(conn: socket.socket) -> bool:
+        """Write the canned response."""
+        for i in range(len(data)):
+            conn.sendall(data[i : i + 1])
+            time.sleep(0.001)
+        return True
+
+    return script
+
+
+def _reset(conn: socket.socket) -> bool:
+    """Script: close with SO_LINGER 0 so the peer sees a reset."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return False
+
+
+def _stall_body(conn: socket.socket) -> bool:
+    """Script: send the head and part of the body, then stall."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    time.sleep(2)
+    return False
+
+
+def _no_read(_conn: socket.socket) -> bool:
+    """Script: stop reading (the client's write blocks), then close."""
+    time.sleep(2)
+    return False
+
+
+SCRIPTS: dict[str, Script] = {
+    "/ok": _send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    "/close-delimited": _send_close(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello world"),
+    "/http10": _send_close(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    "/interim": _send(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+    ),
+    "/chunked-ext": _send(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nTrailer-A: x\r\n\r\n"
+    ),
+    "/dribble": _dribble(
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    ),
+    "/te-and-cl": _send(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n"
+    ),
+    "/extra-bytes": _send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokXYZ"),
+    "/empty-reason": _send(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"),
+    "/conn-close": _send_close(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    ),
+    "/bad-status": _send_close(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"),
+    "/bad-cl": _send_close(b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n"),
+    "/conflicting-cl": _send_close(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
+    ),
+    "/obs-fold": _send_close(
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\n  continued\r\nContent-Length: 0\r\n\r\n"
+    ),
+    "/bad-chunk": _send_close(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+    "/truncated": _send_close(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+    "/truncated-head": _send_close(b"HTTP/1.1 200 OK\r\nContent-Le"),
+    "/no-response": _send_close(b""),
+    "/reset": _reset,
+    "/no-read": _no_read,
+    "/stall-body": _stall_body,
+    "/huge-head": _send_close(b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n"),
+    "/extra-after-204": _send(b"HTTP/1.1 204 No Content\r\n\r\nXYZ"),
+    "/head": _send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
+    "/not-modified": _send(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\n\r\n"),
+    "/switching": _send_close(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
+}
+
+
+class RawServer:
+    """Thread-per-connection server replaying SCRIPTS keyed by request path."""
+
+    def __init__(self) -> None:
+        """Listen on a free port and start accepting."""
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted = 0
+        self.requests: list[bytes] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        """Accept connections, one thread each."""
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.accepted += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        """Read requests and reply with the script for their path."""
+        buf = b""
+        with contextlib.suppress(OSError), conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                with self._lock:
+                    self.requests.append(head)
+                path = head.split(b" ", 2)[1].decode()
+                script = SCRIPTS[path]
+                if path != "/no-read":
+                    length = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    while len(buf) < length:
+                        data = conn.recv(65536)
+                        if not data:
+                            return
+                        buf += data
+                    buf = buf[length:]
+                if not script(conn):
+                    return
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.sock.close()
+
+
+@pytest.fixture(scope="session")
+def raw_server() -> Iterator[RawServer]:
+    """One scripted raw server for the session."""
+    server = RawServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """Return a port nothing listens on."""
+    return free_port()
