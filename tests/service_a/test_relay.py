@@ -10,10 +10,13 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
-from httpx_ws import WebSocketDisconnect
+from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect
 from starlette.testclient import WebSocketDenialResponse
+from starlette.types import Message
+from starlette.websockets import WebSocketState
 
-from service_a.relay import sendable
+from service_a import Settings as ASettings
+from service_a.relay import Relay, sendable
 from service_b.resources import Resources
 from tests.conftest import Backend, use_service_b
 from tests.service_b.ws_scripts import (
@@ -206,3 +209,40 @@ def test_sendable_close_codes(
 ) -> None:
     """Only codes a close frame may carry are sent on; reasons fit in 123 bytes."""
     assert sent == sendable(*received, abnormal=1011)
+
+
+async def _drain(ws: AsyncWebSocketSession) -> None:
+    while True:
+        await ws.receive(5)
+
+
+@pytest.mark.anyio
+async def test_client_that_stops_reading_is_dropped(b_for_a: httpx.AsyncClient) -> None:
+    """A client that leaves relayed messages unread is closed (1013); B's session is closed too."""
+    sent: list[Message] = []
+    client_closed = anyio.Event()
+
+    async def receive() -> Message:
+        await client_closed.wait()
+        return {"type": "websocket.disconnect", "code": 1006}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        await anyio.sleep_forever()  # the client's socket is full: nothing is ever taken
+
+    scope = {"type": "websocket", "path": "/ws/stream", "headers": [], "state": {}}
+    stalled = WebSocket(scope, receive, send)
+    stalled.client_state = stalled.application_state = WebSocketState.CONNECTED
+    settings = ASettings(ws_send_timeout=0.05)
+    async with connect_ws("/ws/stream?interval=0.01", b_for_a) as upstream:
+        with anyio.fail_after(5):
+            await Relay(stalled, upstream, settings).run()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            await _drain(upstream)
+    assert "websocket.send" == sent[0]["type"]
+    assert {
+        "type": "websocket.close",
+        "code": 1013,
+        "reason": "the client is not reading; reconnect",
+    } in sent
+    assert 1001 == closed.value.code
