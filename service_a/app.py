@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -40,10 +41,19 @@ async def _service_b_error(_: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
+# How a 422 quotes inputs JSON cannot carry as they are: a body that is not JSON is quoted
+# as bytes, which need not be UTF-8; Python's lenient JSON parse lets NaN and infinities in.
+_QUOTED_INPUT: dict[Any, Callable[[Any], Any]] = {
+    bytes: lambda data: data.decode(errors="backslashreplace"),
+    float: lambda number: number if math.isfinite(number) else str(number),
+}
+
+
 async def _invalid_request(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class
     # ASCII JSON: the errors may quote a lone surrogate, which UTF-8 cannot carry.
-    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, separators=(",", ":"))
+    errors = jsonable_encoder(exc.errors(), custom_encoder=_QUOTED_INPUT)
+    body = json.dumps({"detail": errors}, separators=(",", ":"), allow_nan=False)
     return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
 
 

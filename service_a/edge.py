@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger("service_a.access")
 
 REQUEST_ID_HEADER = "x-request-id"
+#: The methods whose request body is read, and so bounded.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # A caller's id is kept only if it is short and plain, so it is safe in logs and headers.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
@@ -30,6 +32,8 @@ class Edge:
 
     HTTP bodies larger than `max_body_bytes` are refused with a JSON 413: by their
     `Content-Length` before anything is read, or as soon as a streamed body passes the limit.
+    Only methods whose body A reads (POST, PUT, PATCH) are bounded: a body sent with a GET
+    or a DELETE is never read, and their operations document no 413.
     The id is put in the request's state, where the routes read it to pass it on to B.
     """
 
@@ -63,7 +67,7 @@ class Edge:
             await send(message)
 
         try:
-            if scope["type"] == "http":
+            if scope["type"] == "http" and scope["method"] in BODY_METHODS:
                 await self._serve_http(scope, receive, send_with_id, headers)
             else:
                 await self.app(scope, receive, send_with_id)

@@ -43,6 +43,7 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
 ]
 
 _TOO_BIG = {"code": MessageTooBig.close_code, "reason": "a message over the size limit"}
+_NOT_JSON = "text that is not JSON, or JSON with a number beyond a double's range"
 _BINARY = {"code": UnsupportedData.close_code, "reason": "a binary frame"}
 
 
@@ -125,12 +126,16 @@ def asyncapi_document() -> dict[str, Any]:
             "address": "/ws/json",
             "title": "JSON echo",
             "messages": {
-                "value": _json("Any JSON text (NaN and Infinity are not JSON)", {}),
+                "value": _json(
+                    "Any JSON text (NaN and Infinity are not JSON; a number must fit a double "
+                    "or, for an integer, have at most 4300 digits)",
+                    {},
+                ),
                 "received": _json("The parsed value", payload(JsonReceived, sent)),
             },
             "x-close-codes": [
                 _BINARY,
-                {"code": InvalidPayload.close_code, "reason": "text that is not JSON"},
+                {"code": InvalidPayload.close_code, "reason": _NOT_JSON},
                 _TOO_BIG,
             ],
         },
@@ -173,7 +178,7 @@ def asyncapi_document() -> dict[str, Any]:
             },
             "x-close-codes": [
                 _BINARY,
-                {"code": InvalidPayload.close_code, "reason": "text that is not JSON"},
+                {"code": InvalidPayload.close_code, "reason": _NOT_JSON},
                 {
                     "code": PolicyViolation.close_code,
                     "reason": "a failed login, or a request before login",

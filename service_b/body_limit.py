@@ -7,12 +7,16 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: The methods whose request body is read, and so bounded.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
 
 class BodySizeLimit:
     """Refuse a body larger than `max_bytes` with a JSON 413.
 
     A declared `Content-Length` is refused before anything is read; a streamed body as
-    soon as the bytes read pass the limit.
+    soon as the bytes read pass the limit. Only methods whose body B reads are bounded: a
+    body sent with a GET or a DELETE is never read, and their operations document no 413.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -23,7 +27,7 @@ class BodySizeLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length", "")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
@@ -21,10 +24,20 @@ def _json(content: object, status_code: int) -> Response:
     return Response(dump_json(content), status_code=status_code, media_type="application/json")
 
 
+#: How a 422 quotes inputs that JSON cannot carry as they are: a body that is not JSON is
+#: quoted as bytes, which need not be UTF-8; Python's lenient parse of a JSON body lets
+#: NaN and infinities through, which are not JSON.
+QUOTED_INPUT: dict[Any, Callable[[Any], Any]] = {
+    bytes: lambda data: data.decode(errors="backslashreplace"),
+    float: lambda number: number if math.isfinite(number) else str(number),
+}
+
+
 async def invalid_request(_: Request, exc: Exception) -> Response:
     """Answer 422 with FastAPI's list of errors, even when they quote undecodable input."""
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class
-    return _json({"detail": jsonable_encoder(exc.errors())}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    errors = jsonable_encoder(exc.errors(), custom_encoder=QUOTED_INPUT)
+    return _json({"detail": errors}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,4 @@
-"""JSON text that always encodes to UTF-8, whatever strings a client managed to send."""
+"""JSON text that is always strict JSON and always encodes to UTF-8."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ def dump_json(value: Any) -> str:
 
     A JSON escape of a lone surrogate (backslash, u, d800) parses into a Python string
     that cannot be encoded, so echoing it back unescaped would fail halfway through sending.
+    NaN and infinities are refused (ValueError): they are not JSON.
     """
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     try:
         text.encode()
     except UnicodeEncodeError:
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
     return text

@@ -22,7 +22,9 @@ _MILLISECONDS_FROM = 100_000_000_000
 
 def sign(secret: str, timestamp: str) -> str:
     """Give `base64(HMAC-SHA256(secret, timestamp + "GET" + "/users/self/verify"))`."""
-    digest = hmac.new(secret.encode(), (timestamp + SIGNED_SUFFIX).encode(), hashlib.sha256)
+    # surrogatepass: a JSON escape can put a lone surrogate in the timestamp a client sends.
+    message = (timestamp + SIGNED_SUFFIX).encode(errors="surrogatepass")
+    digest = hmac.new(secret.encode(), message, hashlib.sha256)
     return base64.b64encode(digest.digest()).decode()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
@@ -87,14 +88,41 @@ async def race(*tasks: Callable[[], Awaitable[None]]) -> None:
         raise failure
 
 
+class _OutOfRange(ValueError):
+    """A JSON number B cannot hold: beyond a double's range, or an integer too long to read."""
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_json(text: str) -> Any:
-    """Parse a JSON text strictly (no NaN or Infinity); anything else ends with 1007."""
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _OutOfRange(text)
+    return value
+
+
+def _integer(text: str) -> int:
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return int(text)
+    except ValueError:  # more digits than Python reads (sys.get_int_max_str_digits)
+        raise _OutOfRange(text) from None
+
+
+def parse_json(text: str) -> Any:
+    """Parse a JSON text strictly (no NaN or Infinity); anything else ends with 1007.
+
+    A number B cannot hold (one that overflows a double, as `1e400` does, or an integer of
+    thousands of digits) ends with 1007 too, rather than coming back changed or as
+    `Infinity`, which is not JSON.
+    """
+    try:
+        return json.loads(
+            text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_integer
+        )
+    except _OutOfRange:
+        raise InvalidPayload("message is valid JSON, but has a number out of range") from None
     except (ValueError, RecursionError):
         raise InvalidPayload("message is not valid JSON") from None
 
@@ -150,7 +178,7 @@ class Peer:
 
     async def send_model(self, model: BaseModel) -> None:
         """Send a message model as JSON text, leaving out fields that are not set."""
-        await self.send_text(model.model_dump_json(exclude_none=True))
+        await self.send_text(dump_json(model.model_dump(mode="json", exclude_none=True)))
 
     async def deliver(self, subscription: Subscription[T], render: Callable[[T], str]) -> None:
         """Send each queued message; end with 1013 as soon as the queue overflows."""
@@ -305,7 +333,7 @@ class PrivateSession:
 
 def _render_change(change: ItemChange) -> str:
     push = ItemsPush(arg=ChannelArg(channel="items"), action=change.action, data=[change.item])
-    return push.model_dump_json(exclude_none=True)
+    return dump_json(push.model_dump(mode="json", exclude_none=True))
 
 
 @router.websocket("/ws/v5/private")

@@ -140,6 +140,39 @@ CASES = [
         headers=JSON,
         expect_detail_type=str,
     ),
+    *[
+        HttpCase(
+            f"create not utf-8 as {content_type or 'no type'}",
+            "POST",
+            "/items",
+            422,
+            content=b"\xff\xfe",
+            headers={"content-type": content_type} if content_type else {},
+            expect_detail_type=list,
+        )
+        for content_type in ("text/plain", "application/octet-stream", None)
+    ],
+    *[
+        HttpCase(
+            f"create with {constant}",
+            "POST",
+            "/items",
+            422,
+            content=b'{"name": "x", "is_offer": ' + constant.encode() + b"}",
+            headers=JSON,
+            expect_detail_type=list,
+        )
+        for constant in ("NaN", "-Infinity", "1e400")
+    ],
+    HttpCase(
+        "read with a large declared body",
+        "GET",
+        "/items/1",
+        200,
+        headers={"content-length": str(2 * 1024 * 1024)},
+        content=b"",
+        body={"item_id": 1, "name": "The One Item"},
+    ),
     HttpCase(
         "create lone surrogate",
         "POST",
@@ -209,6 +242,12 @@ def check_answer(case: HttpCase, status: int, headers: Any, text: str, parsed: A
         assert value == headers[name]
 
 
+def _not_json(constant: str) -> Any:
+    raise AssertionError(f"{constant} is not JSON")
+
+
 def parse(content_type: str, text: str) -> Any:
-    """Parse the body when it is JSON."""
-    return json.loads(text) if content_type.startswith("application/json") else None
+    """Parse the body when it is JSON, strictly: NaN and Infinity are not JSON."""
+    if not content_type.startswith("application/json"):
+        return None
+    return json.loads(text, parse_constant=_not_json)

@@ -206,7 +206,13 @@ SCRIPTS = [
     Script("json not json", "/ws/json", [Send("{oops"), Closed(1007, "JSON")]),
     Script("json NaN", "/ws/json", [Send("[NaN]"), Closed(1007, "JSON")]),
     Script("json deep", "/ws/json", [Send("[" * 100_000 + "]" * 100_000), Closed(1007, "JSON")]),
-    Script("json huge integer", "/ws/json", [Send("1" * 5000), Closed(1007, "JSON")]),
+    Script("json huge integer", "/ws/json", [Send("1" * 5000), Closed(1007, "out of range")]),
+    Script("json huge float", "/ws/json", [Send("[1, -1e400]"), Closed(1007, "out of range")]),
+    Script(
+        "json tiny float",
+        "/ws/json",
+        [Send("1e-400"), ReceiveJson({"message": "Received JSON data", "data": 0.0})],
+    ),
     Script("json binary", "/ws/json", [SendBytes(b"{}"), Closed(1003, "binary")]),
     Script("json too big", "/ws/json", [Send(" " * (MAX_MESSAGE + 1)), Closed(1009)]),
     # /ws/v5/private
@@ -252,6 +258,8 @@ SCRIPTS = [
     _failed_login("private sign not text", _login(_good_args(sign=12))),
     _failed_login("private sign surrogate", _login(_good_args(sign="\ud800"))),
     _failed_login("private timestamp words", _login(_good_args(timestamp="yesterday"))),
+    _failed_login("private timestamp surrogate", _login(_good_args(timestamp="\ud800"))),
+    _failed_login("private api key surrogate", _login(_good_args(apiKey="\ud800"))),
     _failed_login("private timestamp number", _login(_good_args(timestamp=int(time.time())))),
     _failed_login("private two logins in one", _login(_good_args() * 2)),
     Script(
@@ -273,6 +281,8 @@ SCRIPTS = [
             SendLogin(),
             ReceiveJson(LOGGED_IN),
             Send('{"op": "order"}'),
+            ReceiveJson(ERROR, subset=True),
+            Send('{"op": "\\ud800"}'),  # an op that UTF-8 cannot carry, quoted in the answer
             ReceiveJson(ERROR, subset=True),
             Send('{"op": "subscribe", "args": [{"channel": "trades"}]}'),
             ReceiveJson(ERROR, subset=True),
