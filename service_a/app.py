@@ -78,13 +78,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        {"detail": "Internal server error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build A for `settings` (by default, from the environment)."""
     settings = settings or Settings()
@@ -107,7 +100,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ServiceBError, _service_b_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(Exception, _internal_error)
     app.include_router(http_api.router)
     app.include_router(relay.router)
     return app

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import anyio
 import httpx
 from fastapi import status
 from pydantic import TypeAdapter, ValidationError
-from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
@@ -24,25 +23,27 @@ logger = logging.getLogger(__name__)
 # the headers a `Connection` header names. Length and encoding are recomputed by each hop.
 HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
 NOT_FORWARDED_TO_B = HOP_BY_HOP | {
-    "host",
-    "content-length",
-    "content-type",
-    "accept-encoding",
-    REQUEST_ID_HEADER,
+    b"host",
+    b"content-length",
+    b"content-type",
+    b"accept-encoding",
+    REQUEST_ID_HEADER.encode(),
 }
-NOT_RETURNED_FROM_B = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
+NOT_RETURNED_FROM_B = HOP_BY_HOP | {b"content-length", b"content-encoding", b"date", b"server"}
+
+RawHeaders = list[tuple[bytes, bytes]]
 
 # Requests that may be sent twice: RFC 9110 section 9.2.2.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -106,20 +107,26 @@ class BadServiceBAnswer(ServiceBError):
     status_code = status.HTTP_502_BAD_GATEWAY
 
 
-def headers_for_b(connection: HTTPConnection) -> dict[str, str]:
-    """Give the caller's end-to-end headers to pass on to B, with the request id."""
-    headers = _end_to_end(connection.headers, NOT_FORWARDED_TO_B)
-    headers[REQUEST_ID_HEADER] = connection.state.request_id
+def headers_for_b(connection: HTTPConnection) -> RawHeaders:
+    """Give the caller's end-to-end headers to pass on to B, with the request id.
+
+    They go on as the bytes the caller sent, repeated headers and all: a value need not
+    be ASCII (RFC 9110 allows other octets), and decoding it would change or refuse it.
+    """
+    headers = _end_to_end(connection.scope["headers"], NOT_FORWARDED_TO_B)
+    headers.append((REQUEST_ID_HEADER.encode(), connection.state.request_id.encode()))
     return headers
 
 
-def _end_to_end(headers: Headers | httpx.Headers, excluded: frozenset[str]) -> dict[str, str]:
-    named = {token.strip().lower() for token in headers.get("connection", "").split(",")}
-    return {
-        name: value
-        for name, value in headers.items()
-        if name.lower() not in excluded and name.lower() not in named
+def _end_to_end(headers: Iterable[tuple[bytes, bytes]], excluded: frozenset[bytes]) -> RawHeaders:
+    lowered = [(name.lower(), value) for name, value in headers]
+    named = {
+        token.strip().lower()
+        for name, value in lowered
+        if name == b"connection"
+        for token in value.split(b",")
     }
+    return [(name, value) for name, value in lowered if name not in excluded and name not in named]
 
 
 async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what to expect
@@ -128,7 +135,7 @@ async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what 
     path: str,
     *,
     expect: Mapping[int, TypeAdapter[Any] | None],
-    headers: Mapping[str, str],
+    headers: RawHeaders,
     json: Any = None,
     params: Mapping[str, int] | None = None,
 ) -> httpx.Response:
@@ -160,14 +167,15 @@ async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what 
             with anyio.fail_after(deadline):
                 response = await client.send(request)
             break
-        except (httpx.ConnectError, ReusedConnectionClosed) as exc:
-            # Nothing reached B: no connection, or a kept-alive one B had already closed.
+        except httpx.ConnectError as exc:
+            # No connection could be made, so nothing was sent: safe to send again.
             if attempt < attempts:
                 logger.info("retrying %s %s: %r", method, path, exc)
                 continue
-            if isinstance(exc, ReusedConnectionClosed):
-                raise BadServiceBAnswer("service B closed the connection") from exc
             raise ServiceBUnavailable("service B unavailable") from exc
+        except ReusedConnectionClosed as exc:
+            # The request went out on a kept-alive connection B closed: it may have arrived.
+            raise BadServiceBAnswer("service B closed the connection without answering") from exc
         except httpx.ConnectTimeout as exc:
             raise ServiceBUnavailable("service B unavailable") from exc
         except httpx.PoolTimeout as exc:
@@ -176,6 +184,8 @@ async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what 
             raise ServiceBTimeout("service B timed out") from exc
         except httpx.TransportError as exc:
             raise BadServiceBAnswer(f"service B broke the connection: {exc!r}") from exc
+        except httpx.DecodingError as exc:
+            raise BadServiceBAnswer(f"service B's answer cannot be decoded: {exc}") from exc
     _check(response, method, path, expect)
     return response
 
@@ -207,9 +217,11 @@ def _describe(exc: ValidationError) -> str:
 
 
 def passed_on(response: httpx.Response) -> Response:
-    """Give B's answer to A's caller as it is: status, body and end-to-end headers."""
-    return Response(
-        content=response.content,
-        status_code=response.status_code,
-        headers=_end_to_end(response.headers, NOT_RETURNED_FROM_B),
-    )
+    """Give B's answer to A's caller as it is: status, body and end-to-end headers.
+
+    The headers go on as the bytes B sent; the transport has refused any a header may
+    not carry (CR, LF, NUL and other controls).
+    """
+    answer = Response(content=response.content, status_code=response.status_code)
+    answer.raw_headers.extend(_end_to_end(response.headers.raw, NOT_RETURNED_FROM_B))
+    return answer

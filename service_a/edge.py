@@ -30,6 +30,8 @@ def request_id_of(headers: Headers) -> str:
 class Edge:
     """Give each request an id (kept from the caller or new), send it back, log one line.
 
+    An error no handler took is answered here with a JSON 500, which carries the id too.
+
     HTTP bodies larger than `max_body_bytes` are refused with a JSON 413: by their
     `Content-Length` before anything is read, or as soon as a streamed body passes the limit.
     Only methods whose body A reads (POST, PUT, PATCH) are bounded: a body sent with a GET
@@ -71,6 +73,17 @@ class Edge:
                 await self._serve_http(scope, receive, send_with_id, headers)
             else:
                 await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Reached only through a bug. Answered here, inside the request id and the log
+            # line, rather than by Starlette's outermost error middleware, outside them.
+            if scope["type"] != "http" or outcome["status"] != 0:
+                raise  # a WebSocket, or an answer already under way: nothing can be sent
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            internal_error = JSONResponse(
+                {"detail": "Internal server error"},
+                status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+            )
+            await internal_error(scope, receive, send_with_id)
         finally:
             logger.info(
                 '%s "%s %s" %d %.1fms request_id=%s',

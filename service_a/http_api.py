@@ -61,6 +61,14 @@ REFUSED: dict[int, TypeAdapter[Any] | None] = {
     status.HTTP_422_UNPROCESSABLE_CONTENT: VALIDATION_ERRORS,
 }
 NOT_FOUND: dict[int, TypeAdapter[Any] | None] = {status.HTTP_404_NOT_FOUND: DETAIL}
+#: For each item operation A forwards, the answers A accepts from B: status to body model.
+EXPECTED: dict[str, dict[int, TypeAdapter[Any] | None]] = {
+    "list_items": {status.HTTP_200_OK: ITEM_LIST, **REFUSED},
+    "create_item": {status.HTTP_201_CREATED: ITEM_CREATED, **REFUSED},
+    "get_item": {status.HTTP_200_OK: ITEM, **NOT_FOUND, **REFUSED},
+    "update_item": {status.HTTP_200_OK: ITEM, **NOT_FOUND, **REFUSED},
+    "delete_item": {status.HTTP_204_NO_CONTENT: None, **NOT_FOUND, **REFUSED},
+}
 
 
 @router.get("/a/", response_model=AAnswer)
@@ -135,7 +143,7 @@ async def list_items(
         client,
         "GET",
         "/items",
-        expect={200: ITEM_LIST, **REFUSED},
+        expect=EXPECTED["list_items"],
         headers=headers_for_b(request),
         params={"limit": limit, "offset": offset},
     )
@@ -173,7 +181,7 @@ async def create_item(item: ItemIn, request: Request, client: ServiceBClient) ->
         client,
         "POST",
         "/items",
-        expect={201: ITEM_CREATED, **REFUSED},
+        expect=EXPECTED["create_item"],
         headers=headers_for_b(request),
         json=item.model_dump(mode="json", exclude_unset=True),
     )
@@ -191,7 +199,7 @@ async def get_item(item_id: ItemIdPath, request: Request, client: ServiceBClient
         client,
         "GET",
         f"/items/{item_id}",
-        expect={200: ITEM, **NOT_FOUND, **REFUSED},
+        expect=EXPECTED["get_item"],
         headers=headers_for_b(request),
     )
     return passed_on(response)
@@ -210,7 +218,7 @@ async def update_item(
         client,
         "PUT",
         f"/items/{item_id}",
-        expect={200: ITEM, **NOT_FOUND, **REFUSED},
+        expect=EXPECTED["update_item"],
         headers=headers_for_b(request),
         json=item.model_dump(mode="json", exclude_unset=True),
     )
@@ -229,7 +237,7 @@ async def delete_item(item_id: ItemIdPath, request: Request, client: ServiceBCli
         client,
         "DELETE",
         f"/items/{item_id}",
-        expect={204: None, **NOT_FOUND, **REFUSED},
+        expect=EXPECTED["delete_item"],
         headers=headers_for_b(request),
     )
     return passed_on(response)

@@ -6,7 +6,7 @@ B's answers ignore fields they do not name, so B may add optional fields without
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -43,10 +43,22 @@ class Detail(BaseModel):
     detail: str
 
 
-class ValidationErrors(BaseModel):
-    """An error answer listing what was wrong with the request (FastAPI's 422 shape)."""
+class ValidationError(BaseModel):
+    """One thing wrong with a request, as FastAPI reports it."""
 
-    detail: list[dict[str, Any]]
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrors(BaseModel):
+    """An error answer listing what was wrong with the request (FastAPI's 422 shape).
+
+    A passes B's 422 on, and A's own OpenAPI promises its callers FastAPI's shape: so A
+    needs each error's `loc`, `msg` and `type` from B, and nothing more.
+    """
+
+    detail: list[ValidationError]
 
 
 class BStatus(BaseModel):

@@ -216,9 +216,10 @@ async def relay_websocket(
 ) -> None:
     """Open the same path and query on B through `client`, then relay until either side closes.
 
-    B unreachable: the handshake is refused with HTTP 503 (or closed at once with 1013).
-    B refusing the handshake: refused with 502 (or closed with 1011). B closing, at any time:
-    the client is closed with B's code and reason. B gone mid-session: closed with 1011.
+    B unreachable or refusing the handshake: the client's handshake is refused with HTTP 503
+    (or, where the server cannot send an HTTP answer, closed at once with 1013). B closing,
+    at any time: the client is closed with B's code and reason. B gone mid-session: closed
+    with 1011.
     """
     url = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
     async with contextlib.AsyncExitStack() as stack:
@@ -244,10 +245,11 @@ async def relay_websocket(
             )
             return
         except WebSocketUpgradeError as refused:
+            # Every relayed path is one B serves, so a refusal means B cannot serve it now.
             await _refuse(
                 websocket,
-                status.HTTP_502_BAD_GATEWAY,
-                status.WS_1011_INTERNAL_ERROR,
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                status.WS_1013_TRY_AGAIN_LATER,
                 f"service B refused the WebSocket: {refused.response.status_code}",
             )
             return

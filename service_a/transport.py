@@ -94,6 +94,8 @@ _NO_BODY_STATUSES: Final = frozenset({204, 304})
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 _HEX_DIGITS: Final = frozenset(b"0123456789abcdefABCDEF")
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
+# RFC 9110 section 5.5: a field value holds visible octets, spaces and tabs, never controls.
+_NOT_IN_FIELD_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _DEFAULT_LIMITS: Final = httpx.Limits(
     max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0
 )
@@ -378,10 +380,13 @@ def _parse_head(buf: bytes, is_head_request: bool, max_head: int) -> _Head | Non
     connection = b""
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
-        if not sep or not name or name[-1:] in b" \t" or name[:1] in b" \t":
+        if not sep or _TOKEN.fullmatch(name) is None:
             # Also rejects obsolete line folding (RFC 9112 section 5.2).
             raise httpx.RemoteProtocolError(f"Malformed header line: {line[:80]!r}")
         value = value.strip(b" \t")
+        if _NOT_IN_FIELD_VALUE.search(value) is not None:
+            # A bare CR or LF would split the header where it is passed on.
+            raise httpx.RemoteProtocolError(f"Malformed header value: {line[:80]!r}")
         headers.append((name, value))
         lname = name.lower()
         if lname == b"content-length":
@@ -884,8 +889,11 @@ class FastTransport(httpx.AsyncBaseTransport):
                         raise httpx.RemoteProtocolError("Unexpected 101 Switching Protocols.")
                     conn.buf = buf
                     return head
-            if read_timeout is not None:
-                scope.deadline = anyio.current_time() + read_timeout
+            # The write timeout ends with the write: waiting for the answer is bounded by
+            # the read timeout alone, or not at all.
+            scope.deadline = (
+                math.inf if read_timeout is None else anyio.current_time() + read_timeout
+            )
             data = await _receive_head_bytes(stream, reused, received_any)
             received_any = True
             buf = buf + data if buf else data

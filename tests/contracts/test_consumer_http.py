@@ -1,8 +1,9 @@
 """A's consumer contract with B over HTTP: A's real code against Pact's mock of B.
 
 Each test declares what A sends B and what A needs back, then runs A's own routes (or, for
-B's 422 answers, which A's own checks never let through, A's client layer) with the B-client
-dependency pointed at the Pact mock server. The interactions land in the pact file.
+B's 422 answers, which A's own checks never let through, A's client layer with the very
+expectations its routes use, `EXPECTED`) with the B-client dependency pointed at the Pact
+mock server. The interactions land in the pact file.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from pact import Pact, match
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
 from service_a.b_client import call_service_b
-from service_a.http_api import NOT_FOUND, REFUSED
-from service_a.models import ITEM, ITEM_CREATED, ITEM_LIST
+from service_a.http_api import EXPECTED
 from tests.conftest import use_service_b
 
 JSON = "application/json"
@@ -144,8 +144,8 @@ async def test_list_items_refused(pact: Pact) -> None:
             b_client,
             "GET",
             "/items",
-            expect={200: ITEM_LIST, **REFUSED},
-            headers={},
+            expect=EXPECTED["list_items"],
+            headers=[],
             params={"limit": 0, "offset": 0},
         )
     assert 422 == response.status_code
@@ -192,7 +192,7 @@ async def test_get_item_refused(pact: Pact) -> None:
     )
     async with b_client_against(pact) as b_client:
         response = await call_service_b(
-            b_client, "GET", "/items/0", expect={200: ITEM, **NOT_FOUND, **REFUSED}, headers={}
+            b_client, "GET", "/items/0", expect=EXPECTED["get_item"], headers=[]
         )
     assert 422 == response.status_code
 
@@ -236,8 +236,8 @@ async def test_create_item_refused(pact: Pact) -> None:
             b_client,
             "POST",
             "/items",
-            expect={201: ITEM_CREATED, **REFUSED},
-            headers={},
+            expect=EXPECTED["create_item"],
+            headers=[],
             json={"is_offer": True},
         )
     assert 422 == response.status_code
@@ -291,8 +291,8 @@ async def test_update_item_refused(pact: Pact) -> None:
             b_client,
             "PUT",
             "/items/1",
-            expect={200: ITEM, **NOT_FOUND, **REFUSED},
-            headers={},
+            expect=EXPECTED["update_item"],
+            headers=[],
             json={"name": ""},
         )
     assert 422 == response.status_code
@@ -338,6 +338,6 @@ async def test_delete_item_refused(pact: Pact) -> None:
     )
     async with b_client_against(pact) as b_client:
         response = await call_service_b(
-            b_client, "DELETE", "/items/-1", expect={204: None, **NOT_FOUND, **REFUSED}, headers={}
+            b_client, "DELETE", "/items/-1", expect=EXPECTED["delete_item"], headers=[]
         )
     assert 422 == response.status_code

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from starlette.requests import HTTPConnection
 
 from service_a import Settings as ASettings
+from service_a import create_app as create_a
 from service_a.b_client import build_client
 from service_a.dependencies import get_service_b_client
 from service_a.transport import FastTransport
@@ -168,3 +173,50 @@ def test_transport_is_chosen_by_setting(name: str, transport_type: type) -> None
     assert isinstance(client, httpx.AsyncClient)
     assert isinstance(client._transport, transport_type)  # noqa: SLF001
     assert 0.5 == client.timeout.connect
+
+
+async def _broken_dependency() -> httpx.AsyncClient:
+    raise RuntimeError("a bug in A")
+
+
+@pytest.mark.anyio
+async def test_unexpected_error_is_a_json_500_with_the_request_id(
+    a_app: FastAPI, a_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug gives a JSON 500 without the traceback, still carrying the id and its log line."""
+    caplog.set_level("INFO", logger="service_a.access")
+    a_app.dependency_overrides[get_service_b_client] = _broken_dependency
+    response = await a_client.get("/items/1", headers={"x-request-id": "bug-1"})
+    assert (500, {"detail": "Internal server error"}) == (response.status_code, response.json())
+    assert "bug-1" == response.headers["x-request-id"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "service_a.access"]
+    assert any('"GET /items/1" 500' in line and "request_id=bug-1" in line for line in lines)
+    assert "a bug in A" not in response.text
+
+
+@pytest.mark.anyio
+async def test_one_client_for_the_lifespan_closed_at_shutdown() -> None:
+    """Every request gets the lifespan's one client for B; shutdown closes it."""
+    with socket.socket() as unused:  # a port nobody listens on: B is down
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    app = create_a(ASettings(service_b_url=url))
+    seen: list[httpx.AsyncClient] = []
+
+    async def spy(connection: HTTPConnection) -> httpx.AsyncClient:
+        client = await get_service_b_client(connection)
+        seen.append(client)
+        return client
+
+    app.dependency_overrides[get_service_b_client] = spy
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://a") as a,
+    ):
+        for _ in range(3):
+            assert 503 == (await a.get("/a/call_b")).status_code
+        assert not seen[0].is_closed
+    app.dependency_overrides.clear()
+    assert 3 == len(seen)
+    assert all(client is seen[0] for client in seen)
+    assert seen[0].is_closed

@@ -12,10 +12,11 @@ from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect
 from starlette.testclient import WebSocketDenialResponse
-from starlette.types import Message
+from starlette.types import ASGIApp, Message
 from starlette.websockets import WebSocketState
 
 from service_a import Settings as ASettings
+from service_a import create_app as create_a
 from service_a.relay import Relay, sendable
 from service_b.resources import Resources
 from tests.conftest import Backend, use_service_b
@@ -174,6 +175,48 @@ def test_unreachable_b_refuses_the_handshake(a_app: FastAPI, anyio_backend: Back
     assert {"detail": "service B unavailable"} == refused.value.json()
 
 
+def _refusing(_: httpx.Request) -> httpx.Response:
+    return httpx.Response(403, json={"detail": "no"})
+
+
+def test_b_refusing_the_handshake_refuses_the_clients(
+    a_app: FastAPI, anyio_backend: Backend
+) -> None:
+    """B answering the upgrade with an HTTP refusal gives the client a JSON 503 naming it."""
+    refusing = httpx.AsyncClient(transport=httpx.MockTransport(_refusing), base_url="http://b")
+    use_service_b(a_app, refusing)
+    with (
+        TestClient(a_app, backend=anyio_backend) as client,
+        pytest.raises(WebSocketDenialResponse) as refused,
+        client.websocket_connect("/ws/echo"),
+    ):
+        pass  # pragma: no cover - the handshake fails
+    assert 503 == refused.value.status_code
+    assert {"detail": "service B refused the WebSocket: 403"} == refused.value.json()
+
+
+@pytest.mark.anyio
+async def test_a_limits_messages_to_b_itself(b_for_a: httpx.AsyncClient) -> None:
+    """A message over A's limit is refused by A (1009, A's reason), even when B allows more."""
+    a_app = create_a(ASettings(ws_max_message_bytes=200))
+    use_service_b(a_app, b_for_a)
+    async with (
+        LifespanManager(a_app) as manager,
+        httpx.AsyncClient(
+            transport=InProcessWebSocketTransport(manager.app), base_url="http://a"
+        ) as client,
+        connect_ws("/ws/stream?interval=60", client) as ws,
+    ):
+        # B ignores what a stream client sends, and would take 1 MiB: only A can refuse it.
+        assert "timestamp" in json.loads(await ws.receive_text(5))
+        await ws.send_text("x" * 200)
+        await ws.send_text("x" * 201)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            await ws.receive_text(5)
+    a_app.dependency_overrides.clear()
+    assert (1009, "message is larger than 200 bytes") == (closed.value.code, closed.value.reason)
+
+
 def test_foreign_origin_is_refused(a_app: FastAPI, anyio_backend: Backend) -> None:
     """A refuses a browser handshake from an origin it does not allow, before calling B."""
     down = httpx.AsyncClient(transport=httpx.MockTransport(_unreachable), base_url="http://b")
@@ -246,3 +289,36 @@ async def test_client_that_stops_reading_is_dropped(b_for_a: httpx.AsyncClient) 
         "reason": "the client is not reading; reconnect",
     } in sent
     assert 1001 == closed.value.code
+
+
+class _Recording(InProcessWebSocketTransport):
+    """B in-process, recording the requests A makes of it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app)
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await super().handle_async_request(request)
+
+
+@pytest.mark.anyio
+async def test_relay_carries_the_request_id(a_app: FastAPI, b_running: LifespanManager) -> None:
+    """A relayed handshake keeps the caller's X-Request-ID, sends it to B and returns it."""
+    recording = _Recording(b_running.app)
+    async with httpx.AsyncClient(transport=recording, base_url="http://b") as b:
+        use_service_b(a_app, b)
+        async with (
+            LifespanManager(a_app) as manager,
+            httpx.AsyncClient(
+                transport=InProcessWebSocketTransport(manager.app), base_url="http://a"
+            ) as client,
+            connect_ws("/ws/echo", client, headers={"x-request-id": "ws-7"}) as ws,
+        ):
+            await ws.send_text("hi")
+            assert "Echo: hi" == await ws.receive_text(5)
+            assert ws.response is not None
+            assert "ws-7" == ws.response.headers["x-request-id"]
+    assert ["ws-7"] == [r.headers["x-request-id"] for r in recording.requests]
+    assert "/ws/echo" == recording.requests[0].url.path

@@ -128,6 +128,13 @@ def _no_read(_conn: socket.socket) -> bool:
     return False
 
 
+def _slow_answer(conn: socket.socket) -> bool:
+    """Script: answer after 0.6 s."""
+    time.sleep(0.6)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+    return True
+
+
 SCRIPTS: dict[str, Script] = {
     "/ok": _send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
     "/close-delimited": _send_close(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello world"),
@@ -162,6 +169,12 @@ SCRIPTS: dict[str, Script] = {
     "/obs-fold": _send_close(
         b"HTTP/1.1 200 OK\r\nX-A: 1\r\n  continued\r\nContent-Length: 0\r\n\r\n"
     ),
+    "/lf-in-value": _send_close(
+        b"HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: pwn=1\r\nContent-Length: 0\r\n\r\n"
+    ),
+    "/nul-in-value": _send_close(b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n"),
+    "/space-in-name": _send_close(b"HTTP/1.1 200 OK\r\nX A: 1\r\nContent-Length: 0\r\n\r\n"),
+    "/slow-answer": _slow_answer,
     "/bad-chunk": _send_close(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
     "/truncated": _send_close(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
     "/truncated-head": _send_close(b"HTTP/1.1 200 OK\r\nContent-Le"),

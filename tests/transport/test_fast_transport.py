@@ -204,6 +204,13 @@ async def test_read_timeout(upstream: str) -> None:
         assert (await client.get("/echo")).status_code == 200
 
 
+async def test_write_timeout_ends_with_the_write(raw_server: RawServer) -> None:
+    """Without a read timeout, waiting for the answer is not cut short by the write timeout."""
+    timeout = httpx.Timeout(5.0, read=None, write=0.3)
+    async with client_for(raw_server.url, timeout=timeout) as client:
+        assert b"slow" == (await client.get("/slow-answer")).content
+
+
 async def test_write_timeout(raw_server: RawServer) -> None:
     """An upstream that stops reading maps to httpx.WriteTimeout."""
     timeout = httpx.Timeout(5.0, write=0.3)
@@ -440,6 +447,9 @@ async def test_wire_responses_that_end_the_connection(
         "/bad-cl",
         "/conflicting-cl",
         "/obs-fold",
+        "/lf-in-value",
+        "/nul-in-value",
+        "/space-in-name",
         "/bad-chunk",
         "/truncated",
         "/truncated-head",

@@ -1,0 +1,38 @@
+"""The ground rules of the architecture that code review alone would not keep."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    """Give, for each module of `package`, the modules it imports."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "other"), [("service_a", "service_b"), ("service_b", "service_a")]
+)
+def test_services_never_import_each_other(package: str, other: str) -> None:
+    """Neither service imports the other: they share only the wire and contracts/."""
+    modules = imported_modules(package)
+    assert len(modules) > 5  # the walk found the package
+    crossing = {
+        module: sorted(name for name in names if name == other or name.startswith(f"{other}."))
+        for module, names in modules.items()
+    }
+    assert {} == {module: names for module, names in crossing.items() if names}
