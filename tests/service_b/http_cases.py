@@ -165,12 +165,11 @@ CASES = [
         for constant in ("NaN", "-Infinity", "1e400")
     ],
     HttpCase(
-        "read with a large declared body",
+        "read with a large body",
         "GET",
         "/items/1",
         200,
-        headers={"content-length": str(2 * 1024 * 1024)},
-        content=b"",
+        content=b"x" * (2 * 1024 * 1024),  # never read: a GET is not bounded by the limit
         body={"item_id": 1, "name": "The One Item"},
     ),
     HttpCase(
