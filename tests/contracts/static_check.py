@@ -3,13 +3,18 @@
 Every HTTP interaction is validated against `contracts/service_b.openapi.json` (path,
 method, parameters, request body, response status, headers and body) with openapi-core;
 every message interaction against the messages B sends on its channel in
-`contracts/service_b.asyncapi.json`. Each problem names the interaction and the field.
+`contracts/service_b.asyncapi.json`, formats such as `date-time` included. Each problem
+names the interaction and the field.
 
-    python -m tests.contracts.static_check [PACT] [OPENAPI] [ASYNCAPI]
+    python -m tests.contracts.static_check [PACT [OPENAPI [ASYNCAPI]]]
+
+Each file left out is the committed one. The exit status is 0 if everything fits, 1 if
+something does not, 2 if a file is missing or is not what its place asks for.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Iterable, Mapping
@@ -17,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from openapi_core.templating.paths.exceptions import PathError
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from tests.contracts.asyncapi_validation import resolve
@@ -30,6 +36,25 @@ ROOT = Path(__file__).parents[2]
 PACT = ROOT / "contracts" / "pacts" / "service-a-service-b.json"
 OPENAPI = ROOT / "contracts" / "service_b.openapi.json"
 ASYNCAPI = ROOT / "contracts" / "service_b.asyncapi.json"
+FORMAT_CHECKER: FormatChecker = Draft202012Validator.FORMAT_CHECKER
+
+
+class CannotCheck(RuntimeError):
+    """The check cannot do its job here, so a pass would mean nothing."""
+
+
+def _format_checker() -> FormatChecker:
+    """Give jsonschema's format checker, after making sure it does check `date-time`.
+
+    jsonschema checks `date-time` only if `rfc3339-validator` is installed, and otherwise
+    lets any string through without a word.
+    """
+    if FORMAT_CHECKER.conforms("yesterday", "date-time"):
+        raise CannotCheck(
+            "jsonschema's format checker lets 'yesterday' through as a date-time; "
+            "install rfc3339-validator"
+        )
+    return FORMAT_CHECKER
 
 
 def _single(values: Mapping[str, Any]) -> dict[str, str]:
@@ -133,6 +158,7 @@ def _describe(exc: BaseException) -> str:
 
 
 REFUSED = 422
+NO_BODY = frozenset({204, 205, 304})  # RFC 9110 sections 15.3.5, 15.3.6 and 15.4.5
 
 
 def http_problems(interaction: Mapping[str, Any], openapi: OpenAPI) -> list[str]:
@@ -150,10 +176,10 @@ def http_problems(interaction: Mapping[str, Any], openapi: OpenAPI) -> list[str]
         if not request_errors:
             return ["response 422: B's schema accepts this request, so B would not refuse it"]
         request_errors = []
-    return request_errors + [
-        f"response {response.status_code}: {_describe(e)}"
-        for e in openapi.iter_response_errors(request, response)
-    ]
+    response_errors = [_describe(e) for e in openapi.iter_response_errors(request, response)]
+    if response.status_code in NO_BODY and response.data:
+        response_errors.append(f"body: a {response.status_code} answer has no body")
+    return request_errors + [f"response {response.status_code}: {e}" for e in response_errors]
 
 
 def _sent_messages(asyncapi: Mapping[str, Any], channel_ref: str) -> list[dict[str, Any]]:
@@ -183,12 +209,13 @@ def message_problems(interaction: Mapping[str, Any], asyncapi: Mapping[str, Any]
         if isinstance(body, str)
         else body
     )
-    misses = []
+    checker, misses = _format_checker(), []
     for message in _sent_messages(asyncapi, f"#/channels/{channels[address]}"):
         if message.get("contentType", asyncapi.get("defaultContentType")) != content_type:
             continue
         schema = {**message["payload"], "components": asyncapi["components"]}
-        error: ValidationError | None = best_match(Draft202012Validator(schema).iter_errors(value))
+        validator = Draft202012Validator(schema, format_checker=checker)
+        error: ValidationError | None = best_match(validator.iter_errors(value))
         if error is None:
             return []
         misses.append(
@@ -214,14 +241,64 @@ def problems(
     return found
 
 
+KINDS = {
+    "pact": ("a Pact file", ("interactions",)),
+    "openapi": ("an OpenAPI document", ("openapi", "paths")),
+    "asyncapi": ("an AsyncAPI document", ("asyncapi", "channels", "operations", "components")),
+}
+
+
+class WrongFile(Exception):
+    """A file given to the check is missing or is not what its place asks for."""
+
+
+def _read(path: Path, place: str) -> dict[str, Any]:
+    """Give the JSON document at `path`, if it is the kind of document `place` asks for."""
+    kind, keys = KINDS[place]
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise WrongFile(f"{place} {path}: cannot read it: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise WrongFile(f"{place} {path}: not JSON: {exc}") from exc
+    missing = [key for key in keys if not isinstance(document, dict) or key not in document]
+    if missing:
+        names = ", ".join(repr(key) for key in missing)
+        raise WrongFile(f"{place} {path}: not {kind} (no {names} at the top)")
+    result: dict[str, Any] = document
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.contracts.static_check",
+        description="Check A's pact against B's OpenAPI and AsyncAPI documents.",
+        epilog="Exit status: 0 if everything fits, 1 if not, 2 if a file is wrong.",
+    )
+    for place, default in (("pact", PACT), ("openapi", OPENAPI), ("asyncapi", ASYNCAPI)):
+        parser.add_argument(
+            place,
+            nargs="?",
+            type=Path,
+            default=default,
+            help=f"{KINDS[place][0]} (default: {default.relative_to(ROOT)})",
+        )
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Check the pact (or the files given); print each problem; give the exit status."""
-    paths = [Path(arg) for arg in (argv if argv is not None else sys.argv[1:])]
-    pact_path, openapi_path, asyncapi_path = (
-        [*paths, PACT, OPENAPI, ASYNCAPI][:3] if paths else [PACT, OPENAPI, ASYNCAPI]
-    )
-    documents = [json.loads(path.read_text()) for path in (pact_path, openapi_path, asyncapi_path)]
-    found = problems(*documents)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        documents = [_read(getattr(args, place), place) for place in KINDS]
+        found = problems(*documents)
+    except WrongFile as exc:
+        parser.error(str(exc))
+    except OpenAPIValidationError as exc:
+        parser.error(f"openapi {args.openapi}: not a valid OpenAPI document: {exc.message}")
+    except CannotCheck as exc:
+        parser.exit(2, f"{parser.prog}: cannot check: {exc}\n")
     for problem in found:
         sys.stdout.write(f"{problem}\n")
     count = len(documents[0]["interactions"])

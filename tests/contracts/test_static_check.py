@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import FormatChecker
 
-from tests.contracts.static_check import ASYNCAPI, OPENAPI, PACT, main, problems
+from tests.contracts import static_check
+from tests.contracts.static_check import ASYNCAPI, OPENAPI, PACT, CannotCheck, main, problems
 
 Document = dict[str, Any]
 
@@ -36,6 +39,76 @@ def test_command_reports_success(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.endswith("interactions checked, 0 problems\n")
 
 
+def _write(path: Path, document: Document) -> str:
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_command_takes_one_file_as_the_pact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A single file given is the pact, checked against the committed OpenAPI and AsyncAPI."""
+    pact, openapi, asyncapi = _load()
+    _rename_item_name(pact, openapi, asyncapi)
+    assert 1 == main([_write(tmp_path / "pact.json", pact)])
+    lines = capsys.readouterr().out.splitlines()
+    assert "'a request for item 1'" == lines[0].split(": ", 1)[0]
+    assert f"{len(pact['interactions'])} interactions checked, 1 problems" == lines[-1]
+
+
+def test_command_takes_three_files_in_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three files given are the pact, the OpenAPI and the AsyncAPI document, in that order."""
+    pact, openapi, asyncapi = _load()
+    _b_changes_stream_message(pact, openapi, asyncapi)
+    names = ("pact.json", "openapi.json", "asyncapi.json")
+    argv = [_write(tmp_path / n, d) for n, d in zip(names, (pact, openapi, asyncapi), strict=True)]
+    assert 1 == main(argv)
+    lines = capsys.readouterr().out.splitlines()
+    assert "'a periodic update'" == lines[0].split(": ", 1)[0]
+    assert f"{len(pact['interactions'])} interactions checked, 1 problems" == lines[-1]
+
+
+WRONG_FILES = [
+    ([str(OPENAPI)], "pact {0}: not a Pact file (no 'interactions' at the top)"),
+    ([str(PACT), str(PACT)], "openapi {0}: not an OpenAPI document (no 'openapi', 'paths'"),
+    ([str(PACT), str(OPENAPI), str(OPENAPI)], "asyncapi {0}: not an AsyncAPI document"),
+    (["missing.json"], "pact {0}: cannot read it: No such file or directory"),
+    ([str(OPENAPI.parent / "README.md")], "pact {0}: not JSON: Expecting value"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [pytest.param(*case, id=f"{len(case[0])}-{Path(case[0][-1]).name}") for case in WRONG_FILES],
+)
+def test_command_refuses_a_wrong_file(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing file or one of the wrong kind exits 2 with one line naming it, no traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert 2 == exit_info.value.code
+    captured = capsys.readouterr()
+    assert "" == captured.out
+    assert message.format(argv[-1]) in captured.err.splitlines()[-1]
+    assert "Traceback" not in captured.err
+
+
+def test_check_refuses_to_run_without_date_time_checks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """If jsonschema cannot check `date-time`, the check fails loudly instead of passing."""
+    monkeypatch.setattr(static_check, "FORMAT_CHECKER", FormatChecker(formats=()))
+    with pytest.raises(CannotCheck, match="install rfc3339-validator"):
+        problems(*_load())
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert 2 == exit_info.value.code
+    assert "install rfc3339-validator" in capsys.readouterr().err
+
+
 def _rename_item_name(pact: Document, _: Document, __: Document) -> None:
     body = _interaction(pact, "a request for item 1")["response"]["body"]["content"]
     body["title"] = body.pop("name")
@@ -51,6 +124,31 @@ def _unknown_path(pact: Document, _: Document, __: Document) -> None:
 
 def _name_as_number(pact: Document, _: Document, __: Document) -> None:
     _interaction(pact, "a request to create an item")["request"]["body"]["content"]["name"] = 7
+
+
+def _limit(value: str) -> Callable[[Document, Document, Document], None]:
+    def change(pact: Document, _: Document, __: Document) -> None:
+        _interaction(pact, "a request for a page of items")["request"]["query"]["limit"] = [value]
+
+    change.__name__ = f"_limit_{value}"
+    return change
+
+
+def _b_caps_limit_at_10(_: Document, openapi: Document, __: Document) -> None:
+    [limit] = [p for p in openapi["paths"]["/items"]["get"]["parameters"] if p["name"] == "limit"]
+    limit["schema"] |= {"maximum": 10, "default": 10}
+
+
+def _body_on_204(pact: Document, _: Document, __: Document) -> None:
+    _interaction(pact, "a request to delete item 1")["response"]["body"] = {
+        "content": {"detail": "deleted"},
+        "contentType": "application/json",
+        "encoded": False,
+    }
+
+
+def _stream_timestamp_yesterday(pact: Document, _: Document, __: Document) -> None:
+    _interaction(pact, "a periodic update")["contents"]["content"]["timestamp"] = "yesterday"
 
 
 def _b_drops_b(_: Document, openapi: Document, __: Document) -> None:
@@ -83,17 +181,23 @@ ITEM_ANSWERS = {
     "a request to rename item 1",
     "a request to create an item",
 }
+PAGE = {"a request for a page of items"}
 MISMATCHES: list[tuple[Callable[[Document, Document, Document], None], set[str], str]] = [
     (_rename_item_name, {"a request for item 1"}, "'name' is a required property"),
     (_status_400, {"a request for an item that does not exist"}, "ResponseNotFound"),
     (_unknown_path, {"a request for B's own answer"}, "B's OpenAPI has no GET /bee/"),
     (_name_as_number, {"a request to create an item"}, ".name: 7 is not of type 'string'"),
     (_b_drops_b, {"a request for B's own answer"}, "B's OpenAPI has no GET /b/"),
+    (_limit("500"), PAGE, "query parameter 'limit': .: 500 is greater than the maximum of 100"),
+    (_limit("abc"), PAGE, "query parameter 'limit': Failed to cast value to integer type: abc"),
+    (_b_caps_limit_at_10, PAGE, "query parameter 'limit': .: 20 is greater than the maximum of 10"),
+    (_body_on_204, {"a request to delete item 1"}, "response 204: body: a 204 answer has no body"),
     (_b_requires_a_field, ITEM_ANSWERS, "'price' is a required property"),
     (_other_echo, {"an echo of a text"}, "does not match '^Echo: '"),
     (_login_shape, {"a successful login"}, "fits no message"),
     (_unknown_channel, {"a periodic update"}, "'/ws/ticks' is not a channel of B"),
     (_b_changes_stream_message, {"a periodic update"}, "'sequence' is a required property"),
+    (_stream_timestamp_yesterday, {"a periodic update"}, ".timestamp: 'yesterday' is not a"),
 ]
 
 
