@@ -164,11 +164,16 @@ async def test_https_and_wss(tls: tuple[ssl.SSLContext, Path, Path]) -> None:
 
 def test_clean_shutdown_frees_the_port_and_removes_the_file(tmp_path: Path) -> None:
     """Ctrl+C stops B with exit status 0; its temporary directory is gone afterwards."""
-    env = {"SERVICE_B_DATABASE_PATH": str(tmp_path / "b.sqlite3")}
+    temp = tmp_path / "tmp"  # B's private temporary directory is made in here
+    temp.mkdir()
+    env = {"SERVICE_B_DATABASE_PATH": str(tmp_path / "b.sqlite3"), "TMPDIR": str(temp)}
     with run_service("service_b", env=env) as service:
         body = httpx.get(service.base_url + "/static/data.txt").text
         assert "This is a test file served by FastAPI." == body
+        (private,) = temp.iterdir()
+        assert ["data.txt"] == [path.name for path in private.iterdir()]
     assert 0 == service.process.returncode
+    assert [] == list(temp.iterdir())
     log = service.log()
     assert "Application shutdown complete" in log
     assert "demo API key" in log

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import anyio
+import httpx
 import pytest
-from starlette.types import Message
+from asgi_lifespan import LifespanManager
+from starlette.types import Message, Scope
 from starlette.websockets import WebSocket
 
-from service_b import Settings
+from service_b import Settings, create_app
 from service_b.websocket_errors import TryAgainLater, close_websocket
 from service_b.ws_api import Peer
+from tests.service_b.ws_scripts import SUBSCRIBE, SendLogin
+from tests.ws import InProcessWebSocketTransport, connect_ws
 
 SHORT = 0.05
 
@@ -58,3 +63,71 @@ async def test_close_is_given_up_on_a_client_that_does_not_read() -> None:
     with anyio.fail_after(5):
         await close_websocket(stalled_websocket(sent), TryAgainLater("not reading"))
     assert [{"type": "websocket.close", "code": 1013, "reason": "not reading"}] == sent
+
+
+@pytest.mark.anyio
+async def test_items_subscriber_that_falls_behind_is_closed_and_others_go_on() -> None:
+    """A subscriber whose pushes overflow its queue is closed with 1013; the others get all."""
+    settings = Settings(database_path=":memory:", ws_queue_size=2, ws_send_timeout_seconds=30)
+    app = create_app(settings)
+    sent: list[Message] = []
+    subscribed, closed = anyio.Event(), anyio.Event()
+    incoming = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": SendLogin().text()},
+        {"type": "websocket.receive", "text": SUBSCRIBE},
+    ]
+
+    async def receive() -> Message:
+        if incoming:
+            return incoming.pop(0)
+        await closed.wait()
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        text = message.get("text", "")
+        if message["type"] == "websocket.close":
+            closed.set()
+        elif text.startswith('{"event":"subscribe"'):
+            subscribed.set()
+        elif text.startswith('{"arg"'):
+            await anyio.sleep_forever()  # a client that stopped reading at the first push
+
+    async with LifespanManager(app) as manager:
+        scope: Scope = {
+            "type": "websocket",
+            "path": "/ws/v5/private",
+            "raw_path": b"/ws/v5/private",
+            "query_string": b"",
+            "headers": [],
+            "subprotocols": [],
+            "scheme": "ws",
+            "root_path": "",
+            "app": manager.app,
+        }
+
+        async def serve_stalled_client() -> None:
+            await manager.app(scope, receive, send)
+
+        transport = InProcessWebSocketTransport(manager.app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://b") as client,
+            connect_ws("/ws/v5/private", client) as healthy,
+            anyio.create_task_group() as group,
+        ):
+            await healthy.send_text(SendLogin().text())
+            await healthy.receive_text(5)
+            await healthy.send_text(SUBSCRIBE)
+            await healthy.receive_text(5)
+            group.start_soon(serve_stalled_client)
+            with anyio.fail_after(5):
+                await subscribed.wait()
+                for number in range(5):
+                    await client.post("/items", json={"name": f"n{number}"})
+                await closed.wait()
+            pushes = [json.loads(await healthy.receive_text(5)) for _ in range(5)]
+    assert {"type": "websocket.close", "code": 1013} == {
+        key: sent[-1][key] for key in ("type", "code")
+    }
+    assert [f"n{number}" for number in range(5)] == [push["data"][0]["name"] for push in pushes]
