@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import time
+import unittest
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import schemathesis
+from schemathesis.generation.stateful.state_machine import APIStateMachine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 CONFIG_FILE = Path(__file__).with_name("schemathesis.toml")
@@ -23,13 +26,36 @@ SECONDS: dict[str, float] = {}
 def config() -> Any:
     """Give the Schemathesis configuration the live runs use too.
 
-    `FUZZ_MAX_EXAMPLES` raises (or lowers) the budget, as `nox -s fuzz -- --max-examples N`
-    does for the live runs.
+    `FUZZ_MAX_EXAMPLES` raises (or lowers) the budget and `FUZZ_SEED` replaces the seed, as
+    `nox -s fuzz -- --max-examples N --seed S` does for the live runs (tests/fuzz/run.py).
     """
     loaded = schemathesis.Config.from_path(CONFIG_FILE)
     if budget := os.environ.get("FUZZ_MAX_EXAMPLES"):
         loaded.projects.default.generation.update(max_examples=int(budget))
+    if seed := os.environ.get("FUZZ_SEED"):
+        loaded.projects.default.seed = int(seed)
     return loaded
+
+
+def stateful_test_case(machine: type[APIStateMachine]) -> type[unittest.TestCase]:
+    """Give the unittest case that runs `machine` under the configuration, as the live runs do.
+
+    Schemathesis' `TestCase` comes with Hypothesis settings of its own (no seed, 100
+    scenarios, its own step count, Hypothesis' example database), so the configuration
+    never reached it. This seeds the machine as `schemathesis run` seeds its stateful phase,
+    and gives the case the settings that phase takes from the configuration: the budget
+    (`max-examples` scenarios), `max-steps` steps each, and no example database.
+    """
+    project = machine.schema.config
+    hypothesis.seed(project.seed)(machine)
+    machine.rule_order_seed = project.seed
+    test_case = machine.TestCase
+    test_case.settings = hypothesis.settings(
+        project.get_hypothesis_settings(phase="stateful", apply_ci_profile=False),
+        # As Schemathesis' own state machine settings: an API scenario is slow by nature.
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
+    return test_case
 
 
 def errors_as_responses(app: ASGIApp) -> ASGIApp:

@@ -43,12 +43,18 @@ class Row:
         return f"{self.run:<40} {self.cases:>7} {self.seconds:>8.1f} {rate:>8.0f}  {result}"
 
 
-def in_process(budget: int | None, folder: Path) -> list[Row]:
-    """Run tests/fuzz with pytest; give a row per service and one for the WebSockets."""
+def in_process(budget: int | None, seed: int | None, folder: Path) -> list[Row]:
+    """Run tests/fuzz with pytest; give a row per service and one for the WebSockets.
+
+    The budget and the seed reach Schemathesis there (tests/fuzz/conftest.py's `config`)
+    through `FUZZ_MAX_EXAMPLES` and `FUZZ_SEED`; the WebSocket sessions take the budget too.
+    """
     report = folder / "in-process.json"
     env = {**os.environ, "FUZZ_REPORT": str(report)}
     if budget is not None:
         env["FUZZ_MAX_EXAMPLES"] = str(budget)
+    if seed is not None:
+        env["FUZZ_SEED"] = str(seed)
     started = time.perf_counter()
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/fuzz"]
     passed = subprocess.run(command, cwd=ROOT, env=env, check=False).returncode == 0
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         cli += ["--seed", str(options.seed)]
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        rows = in_process(options.max_examples, folder)
+        rows = in_process(options.max_examples, options.seed, folder)
         taken = [str(port) for port in (B_PORT, A_PORT) if port_is_taken(port)]
         if taken:
             print(f"port {', '.join(taken)} is taken: stop what listens there, then run again")  # noqa: T201

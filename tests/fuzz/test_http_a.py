@@ -19,7 +19,7 @@ from service_a import create_app as create_a
 from service_a.dependencies import get_service_b_client
 from service_b import Settings as BSettings
 from service_b import create_app as create_b
-from tests.fuzz.conftest import config, errors_as_responses
+from tests.fuzz.conftest import config, errors_as_responses, stateful_test_case
 
 SERVICE_TITLE = "Service A"
 
@@ -74,4 +74,4 @@ class ItemLifecycle(schema.as_state_machine()):  # type: ignore[misc]
         asgi.shutdown_lifespans()
 
 
-TestItemLifecycle = ItemLifecycle.TestCase
+TestItemLifecycle = stateful_test_case(ItemLifecycle)

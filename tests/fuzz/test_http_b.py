@@ -8,7 +8,7 @@ import schemathesis
 from schemathesis.python import asgi
 
 from service_b import Settings, create_app
-from tests.fuzz.conftest import config, errors_as_responses
+from tests.fuzz.conftest import config, errors_as_responses, stateful_test_case
 
 SERVICE_TITLE = "Service B"
 
@@ -34,4 +34,4 @@ class ItemLifecycle(schema.as_state_machine()):  # type: ignore[misc]
         asgi.shutdown_lifespans()
 
 
-TestItemLifecycle = ItemLifecycle.TestCase
+TestItemLifecycle = stateful_test_case(ItemLifecycle)

@@ -2,10 +2,12 @@
 
 Sessions mix messages generated from the AsyncAPI schemas of what each channel receives
 (hypothesis-jsonschema) with malformed input: text that is not JSON, JSON of any shape,
-binary frames, oversized messages, logins with garbage fields, requests before login, and
-clients that leave with answers pending. Every answer must be a message the channel sends,
-or a close with a code the channel documents; never 1011, never silence longer than 2 s; and
-after every session the service answers its next client normally.
+binary frames, oversized messages, logins with garbage fields, requests before login,
+clients that leave with answers pending, and clients whose connection drops with no close
+frame (tests/fuzz/abrupt.py). Every answer must be a message the channel sends, or a close
+with a code the channel documents; never 1011, never silence longer than 2 s; a dropped
+session must end within 2 s without an error; and after every session the service answers
+its next client normally, on echo and on the channel just fuzzed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +26,8 @@ import anyio.to_thread
 import httpx
 import pytest
 import wsproto.events
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,6 +35,8 @@ from hypothesis_jsonschema import from_schema
 from wsproto.utilities import LocalProtocolError
 
 from service_b.login_message import login_message
+from tests.conftest import use_service_b
+from tests.fuzz.abrupt import DroppableStream, DroppingWebSocketTransport
 from tests.fuzz.asyncapi_messages import Channel, channels
 from tests.fuzz.conftest import SESSIONS
 from tests.ws import connect_ws
@@ -69,10 +75,15 @@ class Login:
 
 @dataclass(frozen=True)
 class Leave:
-    """Leave at once, whatever answers are still on their way."""
+    """Close at once (a close frame), whatever answers are still on their way."""
 
 
-Action = Text | Binary | Login | Leave
+@dataclass(frozen=True)
+class Drop:
+    """Drop the connection at once, with no close frame, as a client that lost its network."""
+
+
+Action = Text | Binary | Login | Leave | Drop
 
 any_json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -103,16 +114,17 @@ def actions(channel: Channel) -> st.SearchStrategy[list[Action]]:
         st.binary(max_size=40).map(Binary),
         st.just(Text("x" * (MAX_MESSAGE + 1))),
         st.just(Leave()),
+        st.just(Drop()),
     ]
     if channel.address == "/ws/v5/private":
         malformed.append(st.just(Login()))
     return st.lists(st.one_of(_payloads(channel), *malformed), min_size=1, max_size=6)
 
 
-async def _next(ws: AsyncWebSocketSession) -> str | int:
+async def _next(ws: AsyncWebSocketSession, within: float | None = ANSWER_WITHIN) -> str | int:
     """Give the next text B sends, or the code it closes with; fail after 2 s of silence."""
     try:
-        event = await ws.receive(ANSWER_WITHIN)
+        event = await ws.receive(within)
     except WebSocketDisconnect as closed:
         return int(closed.code)
     except TimeoutError:
@@ -142,33 +154,86 @@ async def _send(ws: AsyncWebSocketSession, action: Text | Binary | Login) -> Non
         pass  # B closed after its last answer; reading next gives its close code.
 
 
+async def _drop(ws: AsyncWebSocketSession, address: str) -> None:
+    """Drop the connection; the service must end that session within 2 s, without an error."""
+    stream = ws.stream
+    assert isinstance(stream, DroppableStream)
+    await stream.drop()
+    with anyio.move_on_after(ANSWER_WITHIN):
+        await stream.finished.wait()
+    assert stream.finished.is_set(), f"{address} still serves a dropped client after 2 s"
+    assert stream.failure is None, f"{address} failed on a dropped client: {stream.failure!r}"
+
+
+async def _leave(ws: AsyncWebSocketSession, action: Leave | Drop, address: str) -> None:
+    """Drop the connection now, or leave it to be closed as the session's block ends."""
+    if isinstance(action, Drop):
+        await _drop(ws, address)
+
+
 async def _answering_session(
     client: httpx.AsyncClient, channel: Channel, session: list[Action]
 ) -> None:
     """Echo, JSON and private answer every message: each must get an answer or a close."""
     async with connect_ws(channel.address, client) as ws:
         for action in session:
-            if isinstance(action, Leave):
+            if isinstance(action, Leave | Drop):
+                await _leave(ws, action, channel.address)
                 return
             await _send(ws, action)
             if _check(channel, await _next(ws)):
                 return
 
 
+async def _read_every_frame(
+    ws: AsyncWebSocketSession, answers: list[str | int], closed: anyio.Event
+) -> None:
+    """Keep every frame the session gets, in order, until the close (its code, last)."""
+    while not closed.is_set():
+        answer = await _next(ws, within=None)  # the stream's interval may be up to 60 s
+        answers.append(answer)
+        if isinstance(answer, int):
+            closed.set()
+
+
 async def _stream_session(
     client: httpx.AsyncClient, channel: Channel, interval: str, session: list[Action]
 ) -> None:
-    """Expect an update at once (or a close for a bad interval), whatever the client sends."""
+    """Expect an update at once (or a close for a bad interval), then only updates, any input.
+
+    Every frame of the session is read and checked, those after binary frames and garbage
+    too: a reader keeps them while the session goes on, and before the session ends every
+    task has run as far as it can, so the reader has what B sent in answer to the last frame.
+    """
     async with connect_ws(f"{channel.address}?interval={quote(interval)}", client) as ws:
         if _check(channel, await _next(ws)):
             return
-        for action in session:
-            if isinstance(action, Leave):
-                return
-            await _send(ws, action)
-            if isinstance(action, Text) and len(action.text) > MAX_MESSAGE:
-                assert 1009 == await _next(ws)
-                return
+        answers: list[str | int] = []
+        closed = anyio.Event()
+        oversized = False
+        async with anyio.create_task_group() as reading:
+            reading.start_soon(_read_every_frame, ws, answers, closed)
+            for action in session:
+                if closed.is_set():
+                    break
+                if isinstance(action, Leave | Drop):
+                    await _leave(ws, action, channel.address)
+                    break
+                await _send(ws, action)
+                if isinstance(action, Text) and len(action.text) > MAX_MESSAGE:
+                    oversized = True
+                    with anyio.move_on_after(ANSWER_WITHIN):
+                        await closed.wait()
+                    break
+            await anyio.wait_all_tasks_blocked()
+            reading.cancel_scope.cancel()
+        *updates, last = answers or ["(none)"]
+        for answer in updates:
+            assert not _check(channel, answer)
+        if oversized:
+            assert 1009 == last, f"not closed with 1009 within {ANSWER_WITHIN} s: {last!r}"
+        elif answers:
+            _check(channel, last)
 
 
 async def _broadcast_session(
@@ -180,7 +245,8 @@ async def _broadcast_session(
         connect_ws(channel.address, client) as ws,
     ):
         for action in session:
-            if isinstance(action, Leave):
+            if isinstance(action, Leave | Drop):
+                await _leave(ws, action, channel.address)
                 return
             await _send(ws, action)
             if isinstance(action, Binary) or len(getattr(action, "text", "")) > MAX_MESSAGE:
@@ -191,18 +257,64 @@ async def _broadcast_session(
             assert f"New message: {action.text}" == relayed  # type: ignore[union-attr]
 
 
-async def _still_serves(client: httpx.AsyncClient) -> None:
+async def _answer(client: httpx.AsyncClient, address: str, text: str) -> Any:
+    """Give the documented JSON answer of a new client of `address` to its first `text`."""
+    async with connect_ws(address, client) as ws:
+        await ws.send_text(text)
+        answer = await _next(ws)
+    assert isinstance(answer, str), f"{address} closed a new client with {answer}"
+    assert channels()[address].is_sent(answer), f"{address} answered {answer[:200]!r}"
+    return json.loads(answer)
+
+
+async def _still_serves(client: httpx.AsyncClient, address: str) -> None:
+    """Check that a new client is served normally, on echo and on the channel `address`."""
     async with connect_ws("/ws/echo", client) as ws:
         await ws.send_text("still there?")
         assert "Echo: still there?" == await ws.receive_text(ANSWER_WITHIN)
+    if address == "/ws/json":
+        answer = await _answer(client, address, '{"still": "there"}')
+        assert {"still": "there"} == answer["data"]
+    elif address == "/ws/v5/private":
+        login = login_message("abc", "def", "fuzz", str(int(time.time())))
+        answer = await _answer(client, address, login)
+        assert ("login", True) == (answer["event"], answer.get("success"))
+    elif address == "/ws/stream":
+        async with connect_ws(f"{address}?interval=0.01", client) as ws:
+            for _ in range(2):
+                answer = await _next(ws)
+                assert not _check(channels()[address], answer)
+    elif address == "/ws/broadcast":
+        async with connect_ws(address, client) as listener, connect_ws(address, client) as ws:
+            await ws.send_text("still there?")
+            assert "New message: still there?" == await listener.receive_text(ANSWER_WITHIN)
 
 
 @pytest.fixture(params=["B", "A in front of B"])
-def target(
-    request: pytest.FixtureRequest, b_client: httpx.AsyncClient, a_client: httpx.AsyncClient
-) -> httpx.AsyncClient:
-    """Give a client on B in-process, or on A in-process with the same B behind it."""
-    return b_client if request.param == "B" else a_client
+async def target(
+    request: pytest.FixtureRequest,
+    b_running: LifespanManager,
+    a_app: FastAPI,
+    b_for_a: httpx.AsyncClient,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Give a client on B in-process, or on A in-process with the same B behind it.
+
+    Its sessions can drop their connection (tests/fuzz/abrupt.py); A reaches B as in
+    tests/conftest.py's `a_client`.
+    """
+    if request.param == "B":
+        transport = DroppingWebSocketTransport(b_running.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service-b") as b:
+            yield b
+        return
+    use_service_b(a_app, b_for_a)
+    async with (
+        LifespanManager(a_app) as manager,
+        httpx.AsyncClient(
+            transport=DroppingWebSocketTransport(manager.app), base_url="http://service-a"
+        ) as a,
+    ):
+        yield a
 
 
 def fuzz(
@@ -234,15 +346,19 @@ async def test_answering_channels(address: str, target: httpx.AsyncClient) -> No
 
     async def prove(session: list[Action]) -> None:
         await _answering_session(target, channel, session)
-        await _still_serves(target)
+        await _still_serves(target, address)
         SESSIONS[address] += 1
 
     await anyio.to_thread.run_sync(fuzz(prove, actions(channel)))
 
 
 def _intervals(channel: Channel) -> st.SearchStrategy[str]:
+    """Intervals the stream takes, half of them short enough for updates to come mid-session."""
+    accepted = channel.query["interval"]
+    short = {**accepted, "maximum": min(accepted["maximum"], 0.1)}
     return st.one_of(
-        from_schema(channel.query["interval"]).map(str),
+        from_schema(accepted).map(str),
+        from_schema(short).map(str),
         st.floats(allow_nan=True, allow_infinity=True).map(str),
         st.text(max_size=10),
     )
@@ -255,7 +371,7 @@ async def test_stream(target: httpx.AsyncClient) -> None:
 
     async def prove(interval: str, session: list[Action]) -> None:
         await _stream_session(target, channel, interval, session)
-        await _still_serves(target)
+        await _still_serves(target, "/ws/stream")
         SESSIONS["/ws/stream"] += 1
 
     await anyio.to_thread.run_sync(fuzz(prove, _intervals(channel), actions(channel)))
@@ -268,7 +384,7 @@ async def test_broadcast(target: httpx.AsyncClient) -> None:
 
     async def prove(session: list[Action]) -> None:
         await _broadcast_session(target, channel, session)
-        await _still_serves(target)
+        await _still_serves(target, "/ws/broadcast")
         SESSIONS["/ws/broadcast"] += 1
 
     await anyio.to_thread.run_sync(fuzz(prove, actions(channel)))
