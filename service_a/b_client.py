@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import anyio
 import httpx
@@ -129,6 +131,42 @@ def _end_to_end(headers: Iterable[tuple[bytes, bytes]], excluded: frozenset[byte
     return [(name, value) for name, value in lowered if name not in excluded and name not in named]
 
 
+def request_for_b(  # noqa: PLR0913 - what a request to B is made of
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    headers: RawHeaders,
+    body: Any = None,
+    params: Mapping[str, int] | None = None,
+) -> httpx.Request:
+    """Build a request for B at `path` under the client's base URL, with a JSON `body`.
+
+    This is what `client.build_request` does for A's requests, at a third of its cost on
+    A's hot path (measured: README, Speed): the URL is joined as text instead of being
+    merged as a parsed URL, and the client's cookie jar is left out, so a cookie B sets for
+    one caller never goes out with another caller's request. The client's default headers
+    (the caller's own win) and its timeouts go with the request, as with `build_request`.
+    """
+    url = str(client.base_url).rstrip("/") + path
+    if params:
+        url += "?" + urlencode(params)
+    own = {name for name, _ in headers}
+    sent = [(name, value) for name, value in client.headers.raw if name.lower() not in own]
+    sent += headers
+    content = None
+    if body is not None:
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        sent.append((b"content-type", b"application/json"))
+    return httpx.Request(
+        method,
+        url,
+        headers=sent,
+        content=content,
+        extensions={"timeout": client.timeout.as_dict()},
+    )
+
+
 async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what to expect
     client: httpx.AsyncClient,
     method: str,
@@ -136,7 +174,7 @@ async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what 
     *,
     expect: Mapping[int, TypeAdapter[Any] | None],
     headers: RawHeaders,
-    json: Any = None,
+    body: Any = None,
     params: Mapping[str, int] | None = None,
 ) -> httpx.Response:
     """Send a request to B and check its answer against `expect` (status to body model).
@@ -147,7 +185,7 @@ async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what 
     connection could not be made, or a kept-alive connection B had closed was found dead
     before any answer.
     """
-    request = client.build_request(method, path, headers=headers, json=json, params=params)
+    request = request_for_b(client, method, path, headers=headers, body=body, params=params)
     attempts = 2 if method in IDEMPOTENT else 1
     # httpx's timeouts bound each step; B trickling bytes could still stretch the whole
     # answer without end, so one attempt never takes longer than the four together.

@@ -183,7 +183,7 @@ async def create_item(item: ItemIn, request: Request, client: ServiceBClient) ->
         "/items",
         expect=EXPECTED["create_item"],
         headers=headers_for_b(request),
-        json=item.model_dump(mode="json", exclude_unset=True),
+        body=item.model_dump(mode="json", exclude_unset=True),
     )
     return passed_on(response)
 
@@ -220,7 +220,7 @@ async def update_item(
         f"/items/{item_id}",
         expect=EXPECTED["update_item"],
         headers=headers_for_b(request),
-        json=item.model_dump(mode="json", exclude_unset=True),
+        body=item.model_dump(mode="json", exclude_unset=True),
     )
     return passed_on(response)
 

@@ -238,7 +238,7 @@ async def test_create_item_refused(pact: Pact) -> None:
             "/items",
             expect=EXPECTED["create_item"],
             headers=[],
-            json={"is_offer": True},
+            body={"is_offer": True},
         )
     assert 422 == response.status_code
 
@@ -293,7 +293,7 @@ async def test_update_item_refused(pact: Pact) -> None:
             "/items/1",
             expect=EXPECTED["update_item"],
             headers=[],
-            json={"name": ""},
+            body={"name": ""},
         )
     assert 422 == response.status_code
 

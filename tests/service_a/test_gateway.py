@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection
 
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
-from service_a.b_client import build_client
+from service_a.b_client import build_client, request_for_b
 from service_a.dependencies import get_service_b_client
 from service_a.transport import FastTransport
 from tests.service_b.http_cases import CASES, HttpCase, check_answer, parse
@@ -220,3 +220,33 @@ async def test_one_client_for_the_lifespan_closed_at_shutdown() -> None:
     assert 3 == len(seen)
     assert all(client is seen[0] for client in seen)
     assert seen[0].is_closed
+
+
+def test_request_for_b_is_what_build_request_would_make() -> None:
+    """A's request for B has build_request's URL, headers and timeouts, but no cookies."""
+    client = httpx.AsyncClient(
+        base_url="http://b.example/prefix", headers={"x-client": "a"}, timeout=3.0
+    )
+    client.cookies.set("session", "of-another-caller", domain="b.example")
+    request = request_for_b(
+        client,
+        "POST",
+        "/items",
+        headers=[(b"user-agent", b"caller/1"), (b"x-tag", b"1"), (b"x-tag", b"2")],
+        body={"name": "Zürich"},
+        params={"limit": 5},
+    )
+    built = client.build_request(
+        "POST", "/items", headers=[(b"user-agent", b"caller/1")], params={"limit": 5}
+    )
+    assert built.url == request.url
+    assert "caller/1" == request.headers["user-agent"]
+    assert "a" == request.headers["x-client"]
+    assert ["1", "2"] == request.headers.get_list("x-tag")
+    assert "cookie" in built.headers
+    assert "cookie" not in request.headers
+    assert built.extensions["timeout"] == request.extensions["timeout"]
+    assert ("application/json", '{"name":"Zürich"}'.encode()) == (
+        request.headers["content-type"],
+        request.content,
+    )
