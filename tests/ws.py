@@ -69,6 +69,9 @@ class _InProcessStream(ASGIWebSocketAsyncNetworkStream):
 class InProcessWebSocketTransport(ASGIWebSocketTransport):
     """httpx-ws's in-process transport, each session with its own scope, closing like a server."""
 
+    #: The stream each session runs on; a subclass may give one that behaves otherwise.
+    stream_class: type[_InProcessStream] = _InProcessStream
+
     async def _handle_ws_request(
         self,
         request: httpx.Request,  # noqa: ARG002 - httpx-ws's signature
@@ -76,7 +79,7 @@ class InProcessWebSocketTransport(ASGIWebSocketTransport):
     ) -> httpx.Response:
         async def open_stream(*, task_status: anyio.abc.TaskStatus[Any]) -> None:
             app = self.app  # typed as httpx's ASGI app; httpx-ws's stream names the same shape
-            stream = _InProcessStream(app, scope, self._task_group, self._initial_receive_timeout)  # type: ignore[arg-type]
+            stream = self.stream_class(app, scope, self._task_group, self._initial_receive_timeout)  # type: ignore[arg-type]
             assert self._exit_stack is not None
             task_status.started(await self._exit_stack.enter_async_context(stream))
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import httpx
 from httpx_ws.transport import ASGIApp, Message
 from uvicorn.protocols.utils import ClientDisconnected
 
@@ -90,18 +89,4 @@ class DroppableStream(_InProcessStream):
 class DroppingWebSocketTransport(InProcessWebSocketTransport):
     """tests/ws.py's in-process transport, each session a `DroppableStream`."""
 
-    async def _handle_ws_request(
-        self,
-        request: httpx.Request,  # noqa: ARG002 - httpx-ws's signature
-        scope: dict[str, Any],
-    ) -> httpx.Response:
-        async def open_stream(*, task_status: anyio.abc.TaskStatus[Any]) -> None:
-            app = self.app  # typed as httpx's ASGI app; httpx-ws's stream names the same shape
-            stream = DroppableStream(app, scope, self._task_group, self._initial_receive_timeout)  # type: ignore[arg-type]
-            assert self._exit_stack is not None
-            task_status.started(await self._exit_stack.enter_async_context(stream))
-
-        stream, accept_response = await self._task_group.start(open_stream)
-        lines = accept_response.decode().splitlines()
-        headers = [tuple(line.split(": ", 1)) for line in lines[1:] if line.strip()]
-        return httpx.Response(101, headers=headers, extensions={"network_stream": stream})
+    stream_class = DroppableStream

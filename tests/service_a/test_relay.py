@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import anyio
 import httpx
@@ -161,38 +162,33 @@ async def test_unreachable_b_closes_with_1013(a_app: FastAPI) -> None:
     assert (1013, "service B unavailable") == (closed.value.code, closed.value.reason)
 
 
-def test_unreachable_b_refuses_the_handshake(a_app: FastAPI, anyio_backend: Backend) -> None:
-    """Where the server can answer a handshake with HTTP, B unreachable gives a JSON 503."""
-    down = httpx.AsyncClient(transport=httpx.MockTransport(_unreachable), base_url="http://b")
-    use_service_b(a_app, down)
+def _refusing(_: httpx.Request) -> httpx.Response:
+    return httpx.Response(403, json={"detail": "no"})
+
+
+@pytest.mark.parametrize(
+    ("b", "detail"),
+    [
+        (_unreachable, "service B unavailable"),
+        (_refusing, "service B refused the WebSocket: 403"),
+    ],
+    ids=["unreachable", "refusing"],
+)
+def test_b_unreachable_or_refusing_refuses_the_handshake(
+    b: Callable[[httpx.Request], httpx.Response],
+    detail: str,
+    a_app: FastAPI,
+    anyio_backend: Backend,
+) -> None:
+    """Where the server can answer a handshake with HTTP, B down or refusing gives a JSON 503."""
+    use_service_b(a_app, httpx.AsyncClient(transport=httpx.MockTransport(b), base_url="http://b"))
     with (
         TestClient(a_app, backend=anyio_backend) as client,
         pytest.raises(WebSocketDenialResponse) as refused,
         client.websocket_connect("/ws/json"),
     ):
         pass  # pragma: no cover - the handshake fails
-    assert 503 == refused.value.status_code
-    assert {"detail": "service B unavailable"} == refused.value.json()
-
-
-def _refusing(_: httpx.Request) -> httpx.Response:
-    return httpx.Response(403, json={"detail": "no"})
-
-
-def test_b_refusing_the_handshake_refuses_the_clients(
-    a_app: FastAPI, anyio_backend: Backend
-) -> None:
-    """B answering the upgrade with an HTTP refusal gives the client a JSON 503 naming it."""
-    refusing = httpx.AsyncClient(transport=httpx.MockTransport(_refusing), base_url="http://b")
-    use_service_b(a_app, refusing)
-    with (
-        TestClient(a_app, backend=anyio_backend) as client,
-        pytest.raises(WebSocketDenialResponse) as refused,
-        client.websocket_connect("/ws/echo"),
-    ):
-        pass  # pragma: no cover - the handshake fails
-    assert 503 == refused.value.status_code
-    assert {"detail": "service B refused the WebSocket: 403"} == refused.value.json()
+    assert (503, {"detail": detail}) == (refused.value.status_code, refused.value.json())
 
 
 @pytest.mark.anyio
