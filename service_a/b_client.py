@@ -181,9 +181,9 @@ async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what 
 
     Raises a `ServiceBError` when B cannot be reached (503), is too slow (504), or answers
     a 5xx, an unexpected status or a body that does not fit (502). A request that may be
-    repeated (GET, PUT, DELETE) is retried once, and only when nothing reached B: the
-    connection could not be made, or a kept-alive connection B had closed was found dead
-    before any answer.
+    repeated (GET, PUT, DELETE) is retried once, and only when nothing was sent to B: the
+    connection could not be made. A request on a kept-alive connection that B closed is
+    not retried: it may have reached B.
     """
     request = request_for_b(client, method, path, headers=headers, body=body, params=params)
     attempts = 2 if method in IDEMPOTENT else 1
