@@ -17,7 +17,6 @@ from starlette.types import ASGIApp, Message
 from starlette.websockets import WebSocketState
 
 from service_a import Settings as ASettings
-from service_a import create_app as create_a
 from service_a.relay import Relay, sendable
 from service_b.resources import Resources
 from tests.conftest import Backend, use_service_b
@@ -192,24 +191,16 @@ def test_b_unreachable_or_refusing_refuses_the_handshake(
 
 
 @pytest.mark.anyio
-async def test_a_limits_messages_to_b_itself(b_for_a: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("a_settings", [ASettings(ws_max_message_bytes=200)], ids=["limit 200"])
+async def test_a_limits_messages_to_b_itself(a_client: httpx.AsyncClient) -> None:
     """A message over A's limit is refused by A (1009, A's reason), even when B allows more."""
-    a_app = create_a(ASettings(ws_max_message_bytes=200))
-    use_service_b(a_app, b_for_a)
-    async with (
-        LifespanManager(a_app) as manager,
-        httpx.AsyncClient(
-            transport=InProcessWebSocketTransport(manager.app), base_url="http://a"
-        ) as client,
-        connect_ws("/ws/stream?interval=60", client) as ws,
-    ):
+    async with connect_ws("/ws/stream?interval=60", a_client) as ws:
         # B ignores what a stream client sends, and would take 1 MiB: only A can refuse it.
         assert "timestamp" in json.loads(await ws.receive_text(5))
         await ws.send_text("x" * 200)
         await ws.send_text("x" * 201)
         with pytest.raises(WebSocketDisconnect) as closed:
             await ws.receive_text(5)
-    a_app.dependency_overrides.clear()
     assert (1009, "message is larger than 200 bytes") == (closed.value.code, closed.value.reason)
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -20,16 +19,7 @@ from asgi_lifespan import LifespanManager
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
 from tests.live import free_port
-
-Answer = Callable[[socket.socket], bool]  # writes the answer; True: the connection goes on
-
-
-def _send(data: bytes, *, then_close: bool = False) -> Answer:
-    def answer(conn: socket.socket) -> bool:
-        conn.sendall(data)
-        return not then_close
-
-    return answer
+from tests.raw_server import RawServer, Script, send, send_close
 
 
 def _silence(conn: socket.socket) -> bool:
@@ -39,58 +29,26 @@ def _silence(conn: socket.socket) -> bool:
 
 
 # B's misbehaviours, by the item A asks for.
-ANSWERS: dict[str, Answer] = {
-    "/items/1": _send(
+ANSWERS: dict[str, Script] = {
+    "/items/1": send(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 35\r\n\r\n"
         b'{"item_id": 1, "name": "From wire"}'
     ),
     "/items/2": _silence,
-    "/items/3": _send(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"),
-    "/items/4": _send(b'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{"it', then_close=True),
-    "/items/5": _send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"),
-    "/items/6": _send(b"HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: x=1\r\nContent-Length: 0\r\n\r\n"),
-    "/items/7": _send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"),
+    "/items/3": send(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"),
+    "/items/4": send_close(b'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{"it'),
+    "/items/5": send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"),
+    "/items/6": send(b"HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: x=1\r\nContent-Length: 0\r\n\r\n"),
+    "/items/7": send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"),
 }
 
 
-class MisbehavingB:
-    """A TCP server that answers each request on a connection as ANSWERS says."""
-
-    def __init__(self) -> None:
-        """Listen on a free port."""
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        # Kept alive, as B keeps its connections: the requests carry no body.
-        with contextlib.suppress(OSError), conn:
-            buffer = b""
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                if not ANSWERS[head.split(b" ", 2)[1].decode()](conn):
-                    return
-
-
 @pytest.fixture(scope="module")
-def misbehaving_b() -> Iterator[MisbehavingB]:
+def misbehaving_b() -> Iterator[RawServer]:
     """Give one misbehaving B for the module."""
-    server = MisbehavingB()
+    server = RawServer(ANSWERS)
     yield server
-    server.sock.close()
+    server.close()
 
 
 @contextlib.asynccontextmanager
@@ -118,7 +76,7 @@ async def a_in_front_of(url: str) -> AsyncIterator[httpx.AsyncClient]:
     ids=["silent", "bad status line", "cut short", "wrong shape", "bad header", "5xx"],
 )
 async def test_b_misbehaving_on_the_wire(
-    item: int, status: int, detail: str, misbehaving_b: MisbehavingB
+    item: int, status: int, detail: str, misbehaving_b: RawServer
 ) -> None:
     """Each way B can fail on the wire gets its gateway status and a detail naming it."""
     async with a_in_front_of(misbehaving_b.url) as a:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.raw_server import RawServer, Script, send, send_close
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,31 +71,6 @@ def upstream() -> Iterator[str]:
 # --------------------------------------------------------------------------- #
 # Scripted raw server: exact bytes on the wire, for parser / framing edge cases.
 # --------------------------------------------------------------------------- #
-Script = Callable[[socket.socket], bool]  # write the response; True = keep connection
-
-
-def _send(data: bytes) -> Script:
-    """Script: send data, keep the connection."""
-
-    def script(conn: socket.socket) -> bool:
-        """Write the canned response."""
-        conn.sendall(data)
-        return True
-
-    return script
-
-
-def _send_close(data: bytes) -> Script:
-    """Script: send data, then close."""
-
-    def script(conn: socket.socket) -> bool:
-        """Write the canned response."""
-        conn.sendall(data)
-        return False
-
-    return script
-
-
 def _dribble(data: bytes) -> Script:
     """Script: send data one byte at a time."""
 
@@ -136,15 +111,15 @@ def _slow_answer(conn: socket.socket) -> bool:
 
 
 SCRIPTS: dict[str, Script] = {
-    "/ok": _send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-    "/close-delimited": _send_close(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello world"),
-    "/http10": _send_close(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
-    "/interim": _send(
+    "/ok": send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    "/close-delimited": send_close(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello world"),
+    "/http10": send_close(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    "/interim": send(
         b"HTTP/1.1 100 Continue\r\n\r\n"
         b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
     ),
-    "/chunked-ext": _send(
+    "/chunked-ext": send(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nTrailer-A: x\r\n\r\n"
     ),
@@ -152,107 +127,48 @@ SCRIPTS: dict[str, Script] = {
         b"HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
     ),
-    "/te-and-cl": _send(
+    "/te-and-cl": send(
         b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"2\r\nok\r\n0\r\n\r\n"
     ),
-    "/extra-bytes": _send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokXYZ"),
-    "/empty-reason": _send(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"),
-    "/conn-close": _send_close(
+    "/extra-bytes": send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokXYZ"),
+    "/empty-reason": send(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"),
+    "/conn-close": send_close(
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
     ),
-    "/bad-status": _send_close(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"),
-    "/bad-cl": _send_close(b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n"),
-    "/conflicting-cl": _send_close(
+    "/bad-status": send_close(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"),
+    "/bad-cl": send_close(b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n"),
+    "/conflicting-cl": send_close(
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
     ),
-    "/obs-fold": _send_close(
+    "/obs-fold": send_close(
         b"HTTP/1.1 200 OK\r\nX-A: 1\r\n  continued\r\nContent-Length: 0\r\n\r\n"
     ),
-    "/lf-in-value": _send_close(
+    "/lf-in-value": send_close(
         b"HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: pwn=1\r\nContent-Length: 0\r\n\r\n"
     ),
-    "/nul-in-value": _send_close(b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n"),
-    "/space-in-name": _send_close(b"HTTP/1.1 200 OK\r\nX A: 1\r\nContent-Length: 0\r\n\r\n"),
+    "/nul-in-value": send_close(b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n"),
+    "/space-in-name": send_close(b"HTTP/1.1 200 OK\r\nX A: 1\r\nContent-Length: 0\r\n\r\n"),
     "/slow-answer": _slow_answer,
-    "/bad-chunk": _send_close(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
-    "/truncated": _send_close(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
-    "/truncated-head": _send_close(b"HTTP/1.1 200 OK\r\nContent-Le"),
-    "/no-response": _send_close(b""),
+    "/bad-chunk": send_close(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+    "/truncated": send_close(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+    "/truncated-head": send_close(b"HTTP/1.1 200 OK\r\nContent-Le"),
+    "/no-response": send_close(b""),
     "/reset": _reset,
     "/no-read": _no_read,
     "/stall-body": _stall_body,
-    "/huge-head": _send_close(b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n"),
-    "/extra-after-204": _send(b"HTTP/1.1 204 No Content\r\n\r\nXYZ"),
-    "/head": _send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
-    "/not-modified": _send(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\n\r\n"),
-    "/switching": _send_close(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
+    "/huge-head": send_close(b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n"),
+    "/extra-after-204": send(b"HTTP/1.1 204 No Content\r\n\r\nXYZ"),
+    "/head": send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
+    "/not-modified": send(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\n\r\n"),
+    "/switching": send_close(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
 }
-
-
-class RawServer:
-    """Thread-per-connection server replaying SCRIPTS keyed by request path."""
-
-    def __init__(self) -> None:
-        """Listen on a free port and start accepting."""
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.accepted = 0
-        self.requests: list[bytes] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept_loop, daemon=True).start()
-
-    def _accept_loop(self) -> None:
-        """Accept connections, one thread each."""
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        """Read requests and reply with the script for their path."""
-        buf = b""
-        with contextlib.suppress(OSError), conn:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                with self._lock:
-                    self.requests.append(head)
-                path = head.split(b" ", 2)[1].decode()
-                script = SCRIPTS[path]
-                if path != "/no-read":
-                    length = 0
-                    for line in head.split(b"\r\n")[1:]:
-                        name, _, value = line.partition(b":")
-                        if name.strip().lower() == b"content-length":
-                            length = int(value)
-                    while len(buf) < length:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buf += data
-                    buf = buf[length:]
-                if not script(conn):
-                    return
-
-    def close(self) -> None:
-        """Stop listening."""
-        self.sock.close()
 
 
 @pytest.fixture(scope="session")
 def raw_server() -> Iterator[RawServer]:
     """One scripted raw server for the session."""
-    server = RawServer()
+    server = RawServer(SCRIPTS, unread_bodies={"/no-read"})
     yield server
     server.close()
 

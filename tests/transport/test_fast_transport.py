@@ -13,7 +13,7 @@ from httpx_ws import AsyncWebSocketSession, aconnect_ws
 
 from service_a import transport as fast_transport
 from service_a.transport import FastTransport, ReusedConnectionClosed
-from tests.transport.conftest import RawServer
+from tests.raw_server import RawServer
 
 pytestmark = pytest.mark.anyio
 
