@@ -220,8 +220,10 @@ async def stream(
             update = StreamUpdate(timestamp=datetime.now(UTC).isoformat())
             await peer.send_model(update)
             # Keep to the schedule, but never try to catch up on updates a slow client missed.
+            # The clock is read once: two reads differ, and a late step would then ask for a
+            # negative sleep, which anyio refuses. `sleep_until` takes a past time as now.
             due = max(due + interval, anyio.current_time())
-            await anyio.sleep(due - anyio.current_time())
+            await anyio.sleep_until(due)
 
     async def ignore_input() -> None:
         while True:

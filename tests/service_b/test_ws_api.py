@@ -8,9 +8,11 @@ import math
 import anyio
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi.testclient import TestClient
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect
 from starlette.testclient import WebSocketDenialResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service_b.topics import Topic
 from tests.service_b.ws_scripts import (
@@ -23,7 +25,7 @@ from tests.service_b.ws_scripts import (
     run_with_httpx_ws,
     run_with_testclient,
 )
-from tests.ws import connect_ws
+from tests.ws import InProcessWebSocketTransport, connect_ws
 
 
 @pytest.mark.anyio
@@ -194,3 +196,34 @@ async def test_stream_keeps_its_interval(b_client: httpx.AsyncClient) -> None:
         elapsed = anyio.current_time() - started
     assert elapsed >= 4 * 0.05 * 0.9
     assert not math.isclose(elapsed, 0)
+
+
+def _late_sender(app: ASGIApp, delay: float) -> ASGIApp:
+    """Wrap `app` so that each WebSocket message it sends reaches the client `delay` s late."""
+
+    async def late(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_late(message: Message) -> None:
+            if message["type"] == "websocket.send":
+                await anyio.sleep(delay)  # the fault injected: a send that takes this long
+            await send(message)
+
+        await app(scope, receive, send_late)
+
+    return late
+
+
+@pytest.mark.anyio
+async def test_stream_goes_on_when_it_runs_late(b_running: LifespanManager) -> None:
+    """A stream whose sends take longer than its interval keeps sending, without catching up.
+
+    Each send here takes 0.03 s against an interval of 0.01 s, so every step finds the next
+    update overdue: the case where B used to ask anyio for a (slightly) negative sleep and
+    the endpoint died with `ValueError`.
+    """
+    transport = InProcessWebSocketTransport(_late_sender(b_running.app, 0.03))
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://service-b") as client,
+        connect_ws("/ws/stream?interval=0.01", client) as ws,
+    ):
+        updates = [json.loads(await ws.receive_text(5)) for _ in range(5)]
+    assert all(set(update) == {"timestamp", "message"} for update in updates)
