@@ -79,6 +79,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def stress(session: nox.Session) -> None:
+    """Run the heavy probes against real processes and print a table (`-- -k NAME` picks some)."""
+    install(session, "tests")
+    session.run("python", "-m", "tests.stress.run", *session.posargs)
+
+
+@nox.session(default=False)
 def serve(session: nox.Session) -> None:
     """Run B on 8000 and A on 8001 until Ctrl+C."""
     install(session)

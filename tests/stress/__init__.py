@@ -1,0 +1,1 @@
+"""Heavy probes against the services as real processes, run by `nox -s stress`."""
