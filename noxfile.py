@@ -15,19 +15,33 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 
-PYPROJECT = nox.project.load_toml("pyproject.toml")
 ROOT = Path(__file__).parent
 
 
-def install(session: nox.Session, *groups: str) -> None:
-    """Install the project (editable, so `python -m service_b` runs this checkout) and groups."""
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, *groups))
+def install(session: nox.Session, *groups: str, project: bool = True) -> None:
+    """Install exactly what uv.lock pins: the project (editable) and `groups`, nothing else.
+
+    `uv sync --locked` fails when uv.lock no longer matches pyproject.toml, so a dependency
+    changes only through a deliberate `nox -s lock` and a commit of the new lock.
+    """
+    selection = [f"--group={group}" for group in groups]
+    if not project:
+        selection = [f"--only-group={group}" for group in groups]
+    session.run_install(
+        "uv",
+        "sync",
+        "--locked",
+        "--no-default-groups",
+        *selection,
+        env={"UV_PROJECT_ENVIRONMENT": str(session.virtualenv.location)},
+        external=True,
+    )
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff."""
-    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    install(session, "lint", project=False)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -76,6 +90,12 @@ def bench(session: nox.Session) -> None:
             session.error("could not install wrk: run `apt-get install wrk`, then nox -s bench")
     install(session, "tests")
     session.run("python", "-m", "tests.bench.bench", *session.posargs)
+
+
+@nox.session(python=False, default=False)
+def lock(session: nox.Session) -> None:
+    """Upgrade uv.lock to the newest allowed versions (`-- --upgrade-package NAME` for one)."""
+    session.run("uv", "lock", *(session.posargs or ["--upgrade"]))
 
 
 @nox.session(default=False)

@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -25,7 +26,8 @@ from service_a.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+#: The package's version (pyproject.toml), published in the service's documents.
+VERSION = version("service-pair")
 
 
 def _operation_id(route: APIRoute) -> str:

@@ -6,6 +6,7 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from service_b.websocket_errors import install_websocket_error_handlers
 
 logger = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+#: The package's version (pyproject.toml), published in the service's documents.
+VERSION = version("service-pair")
 
 
 def _operation_id(route: APIRoute) -> str:

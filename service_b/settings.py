@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-logger = logging.getLogger(__name__)
 
 #: The documented demo credentials (`abc` / `def`). Fine on a laptop, never in production:
 #: B logs a warning at startup while they are accepted.

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import ast
+import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+
+from service_a import Settings as ASettings
+from service_a import create_app as create_a
 
 ROOT = Path(__file__).parent.parent
 
@@ -36,3 +41,15 @@ def test_services_never_import_each_other(package: str, other: str) -> None:
         for module, names in modules.items()
     }
     assert {} == {module: names for module, names in crossing.items() if names}
+
+
+@pytest.mark.parametrize("document", ["service_b.openapi.json", "service_b.asyncapi.json"])
+def test_documents_publish_the_package_version(document: str) -> None:
+    """B's committed documents carry the version of the installed package, pyproject's."""
+    published = json.loads((ROOT / "contracts" / document).read_text())["info"]["version"]
+    assert version("service-pair") == published
+
+
+def test_a_publishes_the_package_version() -> None:
+    """A's OpenAPI document carries the version of the installed package, pyproject's."""
+    assert version("service-pair") == create_a(ASettings()).openapi()["info"]["version"]

@@ -10,12 +10,16 @@ it differs from a real server in three ways that make tests flaky or slow:
 - nothing answers a client's close frame (a real server's protocol layer does, at once),
   so a client that waits for the answer, as A's relay does, waits until its timeout.
 
-`InProcessWebSocketTransport` is httpx-ws's transport with those three fixed.
+`InProcessWebSocketTransport` is httpx-ws's transport with those three fixed. It overrides
+private parts of httpx-ws (`_handle_ws_request`, `_send_queue`, `_exit_stack`), so it is
+written for the versions in `HTTPX_WS_VERSIONS` only: importing this module with any other
+version fails at once, naming the version, instead of letting tests hang or pass by accident.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from importlib.metadata import version
 from typing import Any
 
 import anyio
@@ -26,6 +30,22 @@ import wsproto.events
 import wsproto.utilities
 from httpx_ws import AsyncWebSocketSession, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketAsyncNetworkStream, ASGIWebSocketTransport
+
+#: The httpx-ws releases (major, minor) whose private parts this module was written against.
+HTTPX_WS_VERSIONS = frozenset({(0, 9)})
+
+
+def check_httpx_ws(installed: str) -> None:
+    """Fail loudly when `installed` is an httpx-ws this module's overrides were not written for."""
+    if tuple(int(part) for part in installed.split(".")[:2]) not in HTTPX_WS_VERSIONS:
+        known = ", ".join(f"{major}.{minor}.x" for major, minor in sorted(HTTPX_WS_VERSIONS))
+        raise RuntimeError(
+            f"tests/ws.py overrides private parts of httpx-ws {known}; httpx-ws {installed} is"
+            " installed: check InProcessWebSocketTransport against it, then add its version"
+        )
+
+
+check_httpx_ws(version("httpx-ws"))
 
 
 def connect_ws(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import anyio
 import httpx
@@ -195,7 +194,6 @@ async def test_stream_keeps_its_interval(b_client: httpx.AsyncClient) -> None:
             await ws.receive_text(5)
         elapsed = anyio.current_time() - started
     assert elapsed >= 4 * 0.05 * 0.9
-    assert not math.isclose(elapsed, 0)
 
 
 def _late_sender(app: ASGIApp, delay: float) -> ASGIApp:
