@@ -20,6 +20,13 @@ from tests.ws import connect_ws
 
 pytestmark = pytest.mark.live
 
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run the test's client on asyncio only: the services under test run their own loops."""
+    return "asyncio"
+
+
 READ_ONLY = [case for case in FORWARDED if case.method == "GET" or case.status >= 400]
 
 
