@@ -21,6 +21,7 @@ from starlette.routing import Match
 
 from service_a import http_api, relay
 from service_a.b_client import ServiceBError, build_client
+from service_a.dependencies import State
 from service_a.edge import Edge
 from service_a.settings import Settings
 
@@ -85,10 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         async with build_client(settings) as client:
             logger.info("service A ready, service B at %s", settings.service_b_url)
-            yield {"service_b_client": client, "settings": settings}
+            yield State(service_b_client=client, settings=settings)
 
     app = FastAPI(
         title="Service A",

@@ -6,7 +6,7 @@ on a worker thread, a costly hop on every request.
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, TypedDict
 
 import httpx
 from fastapi import Depends
@@ -15,14 +15,26 @@ from starlette.requests import HTTPConnection
 from service_a.settings import Settings
 
 
+class State(TypedDict):
+    """What A's lifespan yields; Starlette hands each request a copy as its state."""
+
+    service_b_client: httpx.AsyncClient
+    settings: Settings
+
+
+def _state(connection: HTTPConnection) -> State:
+    state: State = connection.scope["state"]
+    return state
+
+
 async def get_service_b_client(connection: HTTPConnection) -> httpx.AsyncClient:
     """Give the one client for B that A's lifespan opened (tests override this dependency)."""
-    return cast("httpx.AsyncClient", connection.state.service_b_client)
+    return _state(connection)["service_b_client"]
 
 
 async def get_settings(connection: HTTPConnection) -> Settings:
     """Give the settings A runs with."""
-    return cast("Settings", connection.state.settings)
+    return _state(connection)["settings"]
 
 
 ServiceBClient = Annotated[httpx.AsyncClient, Depends(get_service_b_client)]

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -18,7 +17,7 @@ from service_b import http_api, pact_states, ws_api
 from service_b.body_limit import BodySizeLimit
 from service_b.http_api import DATA_FILE_NAME, DATA_TEXT
 from service_b.http_errors import install_http_error_handlers
-from service_b.resources import Resources
+from service_b.resources import Resources, State
 from service_b.settings import Settings
 from service_b.store import ItemChange, ItemStore
 from service_b.topics import Topic
@@ -40,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         if settings.uses_demo_credentials():
             logger.warning(
                 "the demo API key 'abc' with secret 'def' is accepted on /ws/v5/private; "
@@ -62,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     static_dir=Path(static_dir),
                 )
                 logger.info("service B ready, items in %s", settings.database_path)
-                yield {"resources": resources}
+                yield State(resources=resources)
 
     app = FastAPI(
         title="Service B",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, TypedDict
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -28,9 +28,16 @@ class Resources:
     static_dir: Path
 
 
+class State(TypedDict):
+    """What B's lifespan yields; Starlette hands each request a copy as its state."""
+
+    resources: Resources
+
+
 async def get_resources(connection: HTTPConnection) -> Resources:
     """Give the resources of the running app, from its lifespan state."""
-    return cast("Resources", connection.state.resources)
+    state: State = connection.scope["state"]
+    return state["resources"]
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
