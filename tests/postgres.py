@@ -91,6 +91,8 @@ class PostgresServer:
         """Run `pg_ctl` on this server's data directory (as the server's user)."""
         subprocess.run(
             [*self.run_as, str(self.binaries / "pg_ctl"), "-D", str(self.data_dir), *args],
+            # The server's user may not be allowed into the checkout (a clone under /root).
+            cwd=self.socket_dir,
             check=True,
             capture_output=True,
             timeout=START_TIMEOUT_SECONDS,
@@ -103,7 +105,13 @@ class PostgresServer:
             "-c fsync=off -c full_page_writes=off -c max_connections=200"
         )
         log = self.data_dir.parent / "server.log"
-        self.pg_ctl("-o", options, "-l", str(log), "-w", "-t", str(START_TIMEOUT_SECONDS), "start")
+        try:
+            self.pg_ctl(
+                "-o", options, "-l", str(log), "-w", "-t", str(START_TIMEOUT_SECONDS), "start"
+            )
+        except subprocess.CalledProcessError as exc:
+            told = log.read_text(errors="replace") if log.exists() else ""
+            pytest.fail(f"PostgreSQL did not start: {exc.stderr!r}\n{told}")
 
     def stop(self) -> None:
         """Stop the server at once (its data is thrown away)."""
@@ -150,6 +158,7 @@ def postgres_server() -> Iterator[PostgresServer]:
                 "UTF8",
                 "--locale=C",
             ],
+            cwd=root,
             check=True,
             capture_output=True,
             timeout=START_TIMEOUT_SECONDS,
