@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -68,6 +69,7 @@ class PostgresServer:
     data_dir: Path
     binaries: Path
     run_as: tuple[str, ...]
+    fsync: bool = False
 
     def url(self, dbname: str = "postgres") -> str:
         """Give the URL of database `dbname` over TCP on loopback."""
@@ -102,8 +104,10 @@ class PostgresServer:
         """Start the server and wait until it accepts connections."""
         options = (
             f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c full_page_writes=off -c max_connections=200"
+            "-c max_connections=200"
         )
+        if not self.fsync:
+            options += " -c fsync=off -c full_page_writes=off"
         log = self.data_dir.parent / "server.log"
         try:
             self.pg_ctl(
@@ -111,33 +115,40 @@ class PostgresServer:
             )
         except subprocess.CalledProcessError as exc:
             told = log.read_text(errors="replace") if log.exists() else ""
-            pytest.fail(f"PostgreSQL did not start: {exc.stderr!r}\n{told}")
+            raise PostgresUnavailable(f"PostgreSQL did not start: {exc.stderr!r}\n{told}") from exc
 
     def stop(self) -> None:
         """Stop the server at once (its data is thrown away)."""
         self.pg_ctl("-m", "immediate", "-w", "stop")
 
 
+class PostgresUnavailable(RuntimeError):
+    """PostgreSQL cannot be started here (its binaries, or the user to run them, are missing)."""
+
+
+MISSING = (
+    "PostgreSQL's initdb and pg_ctl are not installed (Debian: apt-get install postgresql; "
+    ".ci/run does it)"
+)
+
+
 def _run_as() -> tuple[str, ...]:
     if os.geteuid() != 0:
         return ()
     if shutil.which("runuser") is None:
-        pytest.fail("running as root needs `runuser` to start PostgreSQL as `postgres`")
+        raise PostgresUnavailable("as root, `runuser` is needed to run PostgreSQL as `postgres`")
     return ("runuser", "-u", "postgres", "--")
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """Start a throwaway PostgreSQL for the session; stop it and remove its files at the end."""
+@contextmanager
+def throwaway_postgres(*, fsync: bool = False) -> Iterator[PostgresServer]:
+    """Run a new PostgreSQL in a temporary directory until the block ends, then remove it.
+
+    `fsync=False` (for tests) skips flushing to disk; benchmarks ask for `fsync=True`.
+    """
     binaries = find_binaries()
     if binaries is None:
-        reason = (
-            "PostgreSQL's initdb and pg_ctl are not installed (Debian: apt-get install "
-            "postgresql; .ci/run does it)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        raise PostgresUnavailable(MISSING)
     run_as = _run_as()
     root = Path(tempfile.mkdtemp(prefix="service_b-pg-"))
     try:
@@ -163,7 +174,7 @@ def postgres_server() -> Iterator[PostgresServer]:
             capture_output=True,
             timeout=START_TIMEOUT_SECONDS,
         )
-        server = PostgresServer(free_port(), root, data_dir, binaries, run_as)
+        server = PostgresServer(free_port(), root, data_dir, binaries, run_as, fsync)
         server.start()
         with psycopg.connect(server.url(), autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{SHARED_DATABASE}"')
@@ -173,6 +184,20 @@ def postgres_server() -> Iterator[PostgresServer]:
             server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Start a throwaway PostgreSQL for the session; stop it and remove its files at the end.
+
+    Skipped when PostgreSQL is not installed, except under CI; any other failure fails.
+    """
+    if find_binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail(MISSING)
+        pytest.skip(MISSING)
+    with throwaway_postgres() as server:
+        yield server
 
 
 @pytest.fixture
