@@ -19,7 +19,10 @@ Behaviour shared with the SQLite store (`service_b.store.ItemStore`):
 When the database cannot be reached a call raises `StoreUnavailable` (B answers 503). The
 pool checks each connection before handing it out (`ConnectionPool.check_connection`),
 discards broken ones and reconnects in the background, so B recovers by itself once
-PostgreSQL is back.
+PostgreSQL is back. The check is one empty round trip: 20 to 35 µs a call on loopback
+(2000 `SELECT 1` through a one-connection pool, with and without it), against about a
+millisecond for a request through B; without it, each pooled connection would fail one
+request after a restart of PostgreSQL.
 """
 
 from __future__ import annotations

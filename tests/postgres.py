@@ -150,7 +150,8 @@ def throwaway_postgres(*, fsync: bool = False) -> Iterator[PostgresServer]:
     if binaries is None:
         raise PostgresUnavailable(MISSING)
     run_as = _run_as()
-    root = Path(tempfile.mkdtemp(prefix="service_b-pg-"))
+    # As root, in /tmp: the server's user must reach the folder, and $TMPDIR may be private.
+    root = Path(tempfile.mkdtemp(prefix="service_b-pg-", dir="/tmp" if run_as else None))
     try:
         if run_as:
             shutil.chown(root, user="postgres")
