@@ -23,6 +23,7 @@ from service_b.resources import Resources, open_store
 from service_b.store import ItemChange, ItemStore, StoreUnavailable
 from service_b.store_pg import MIGRATIONS, SchemaTooNew
 from service_b.topics import Topic
+from tests.live import run_service
 from tests.postgres import PostgresServer, free_port
 from tests.service_b.http_cases import CASES, HttpCase, check_answer, parse
 
@@ -174,6 +175,26 @@ async def test_status_names_the_store(store_settings: Settings) -> None:
     )
 
 
+def _env(settings: Settings) -> dict[str, str]:
+    if settings.database_url is None:
+        return {"SERVICE_B_DATABASE_PATH": settings.database_path}
+    return {"SERVICE_B_DATABASE_URL": settings.database_url.get_secret_value()}
+
+
+def test_acknowledged_writes_survive_a_killed_b(store_settings: Settings) -> None:
+    """B as a process, killed (SIGKILL) right after its answers: every 201 is there after."""
+    env = _env(store_settings)
+    with run_service("service_b", env=env, args=["--log-level", "warning"]) as b:
+        created = [
+            httpx.post(f"{b.base_url}/items", json={"name": f"n{n}"}, timeout=10).json()
+            for n in range(10)
+        ]
+        b.kill()
+    with run_service("service_b", env=env, args=["--log-level", "warning"]) as b:
+        listed = httpx.get(f"{b.base_url}/items", params={"limit": 100}, timeout=10).json()
+    assert [item["item_data"] for item in created] == listed[1:]
+
+
 # PostgreSQL only: the migration, durability settings, and an unreachable database.
 
 
@@ -220,6 +241,22 @@ async def test_bs_starting_at_once_migrate_once(postgres_url: str) -> None:
     assert 4 == started
     assert [(1,)] == _rows(postgres_url, "SELECT count(*) FROM schema_version")
     assert [(1,)] == _rows(postgres_url, "SELECT count(*) FROM items")
+
+
+@pytest.mark.anyio
+async def test_bs_sharing_a_database_never_hand_out_one_id_twice(postgres_url: str) -> None:
+    """Two Bs on one database creating at once: forty creates, forty distinct ids."""
+    ids: list[int] = []
+
+    async def create_twenty(store: ItemStore) -> None:
+        ids.extend([(await store.create(f"n{number}", None)).item_id for number in range(20)])
+
+    async with opened(_pg(postgres_url)) as first, opened(_pg(postgres_url)) as second:
+        async with anyio.create_task_group() as group:
+            group.start_soon(create_twenty, first)
+            group.start_soon(create_twenty, second)
+        assert 41 == len(await first.page(100, 0))
+    assert list(range(2, 42)) == sorted(ids)
 
 
 @pytest.mark.anyio
