@@ -10,16 +10,17 @@ from importlib.metadata import version
 from pathlib import Path
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from service_b import http_api, pact_states, ws_api
 from service_b.body_limit import BodySizeLimit
-from service_b.http_api import DATA_FILE_NAME, DATA_TEXT
+from service_b.http_api import DATA_FILE_NAME, DATA_TEXT, STORE_UNAVAILABLE_DETAIL
 from service_b.http_errors import install_http_error_handlers
-from service_b.resources import Resources, State
+from service_b.resources import Resources, State, open_store
 from service_b.settings import Settings
-from service_b.store import ItemChange, ItemStore
+from service_b.store import ItemChange, StoreUnavailable
 from service_b.topics import Topic
 from service_b.websocket_errors import install_websocket_error_handlers
 
@@ -32,6 +33,14 @@ VERSION = version("service-pair")
 def _operation_id(route: APIRoute) -> str:
     # Stable, readable operation ids (`get_item`): OpenAPI links and contract messages use them.
     return route.name
+
+
+async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # The database is down or out of connections: the client may try again; never a 500.
+    logger.warning("answering 503: %s", exc)
+    return JSONResponse(
+        {"detail": STORE_UNAVAILABLE_DETAIL}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,28 +60,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         with tempfile.TemporaryDirectory(prefix="service_b-") as static_dir:
             await anyio.Path(static_dir, DATA_FILE_NAME).write_text(DATA_TEXT)
-            async with ItemStore.open(
-                settings.database_path, Topic[ItemChange](settings.ws_queue_size)
-            ) as store:
+            async with open_store(settings, Topic[ItemChange](settings.ws_queue_size)) as store:
                 resources = Resources(
                     settings=settings,
                     store=store,
                     broadcast=Topic[str](settings.ws_queue_size),
                     static_dir=Path(static_dir),
                 )
-                logger.info("service B ready, items in %s", settings.database_path)
+                logger.info("service B ready, items in %s", store.kind)
                 yield State(resources=resources)
 
     app = FastAPI(
         title="Service B",
         version=VERSION,
-        description="The provider: an items API persisted in SQLite, and WebSocket endpoints "
-        "described in contracts/service_b.asyncapi.json.",
+        description="The provider: an items API persisted in SQLite or PostgreSQL, and "
+        "WebSocket endpoints described in contracts/service_b.asyncapi.json.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_http_error_handlers(app)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     install_websocket_error_handlers(app)
     app.include_router(http_api.router)
     app.include_router(ws_api.router)

@@ -5,15 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
-from service_b.models import BAnswer, Detail, Item, ItemCreated, ItemIn, RootMessage, Status
+from service_b.models import (
+    BAnswer,
+    Detail,
+    Item,
+    ItemCreated,
+    ItemIn,
+    RootMessage,
+    Status,
+    StoreStatus,
+)
 from service_b.resources import ResourcesDep, StoreDep
 from service_b.settings import SQLITE_MAX_INTEGER
 
 #: The content of `/static/data.txt`, written at startup into B's private temporary directory.
 DATA_TEXT = "This is a test file served by FastAPI."
 DATA_FILE_NAME = "data.txt"
+#: The `detail` of a 503: the item store's database cannot be reached now.
+STORE_UNAVAILABLE_DETAIL = "The item store is unavailable; try again later."
 
 router = APIRouter()
 
@@ -24,10 +35,24 @@ async def root() -> RootMessage:
     return RootMessage()
 
 
-@router.get("/status", response_model=Status)
-async def get_status() -> Status:
-    """Report that B is up; service A's health check calls this."""
-    return Status()
+@router.get(
+    "/status",
+    response_model=Status,
+    responses={
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": Status,
+            "description": "B is up but cannot reach its item store (`degraded`)",
+        }
+    },
+)
+async def get_status(store: StoreDep) -> Status | JSONResponse:
+    """Report that B is up and whether it reaches its item store; service A calls this."""
+    if await store.reachable():
+        return Status(status="ok", store=StoreStatus(kind=store.kind, status="ok"))
+    degraded = Status(status="degraded", store=StoreStatus(kind=store.kind, status="unavailable"))
+    return JSONResponse(
+        degraded.model_dump(mode="json"), status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+    )
 
 
 @router.get("/b/", response_model=BAnswer)
@@ -46,6 +71,12 @@ async def get_data_file(resources: ResourcesDep) -> FileResponse:
     return FileResponse(resources.static_dir / DATA_FILE_NAME, media_type="text/plain")
 
 
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    status.HTTP_503_SERVICE_UNAVAILABLE: {
+        "model": Detail,
+        "description": "The item store's database cannot be reached now; try again later",
+    },
+}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"model": Detail, "description": "No item has this id"},
 }
@@ -79,7 +110,7 @@ def _not_found(item_id: int) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"Item with ID {item_id} not found.")
 
 
-@items.get("", response_model=list[Item], response_model_exclude_none=True)
+@items.get("", response_model=list[Item], response_model_exclude_none=True, responses=UNAVAILABLE)
 async def list_items(
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -96,6 +127,7 @@ async def list_items(
     response_model_exclude_none=True,
     responses={
         **BAD_BODY,
+        **UNAVAILABLE,
         status.HTTP_201_CREATED: {
             "headers": {
                 "Location": {
@@ -119,7 +151,7 @@ async def create_item(item: ItemIn, store: StoreDep, response: Response) -> Item
     "/{item_id}",
     response_model=Item,
     response_model_exclude_none=True,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **UNAVAILABLE},
 )
 async def get_item(item_id: PathItemId, store: StoreDep) -> Item:
     """Give the item with this id."""
@@ -133,7 +165,7 @@ async def get_item(item_id: PathItemId, store: StoreDep) -> Item:
     "/{item_id}",
     response_model=Item,
     response_model_exclude_none=True,
-    responses={**NOT_FOUND, **BAD_BODY},
+    responses={**NOT_FOUND, **BAD_BODY, **UNAVAILABLE},
 )
 async def update_item(item_id: PathItemId, item: ItemIn, store: StoreDep) -> Item:
     """Replace the item's name and offer flag."""
@@ -147,7 +179,7 @@ async def update_item(item_id: PathItemId, item: ItemIn, store: StoreDep) -> Ite
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **UNAVAILABLE},
 )
 async def delete_item(item_id: PathItemId, store: StoreDep) -> Response:
     """Remove the item."""

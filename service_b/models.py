@@ -61,10 +61,28 @@ class RootMessage(Answer):
     message: Literal["Server is running"] = "Server is running"
 
 
-class Status(Answer):
-    """The answer to `GET /status`."""
+class StoreStatus(Answer):
+    """The item store in `GET /status`: its engine, and whether B reaches it."""
 
-    status: Literal["ok"] = "ok"
+    kind: Literal["sqlite", "postgresql"]
+    status: Literal["ok", "unavailable"]
+
+
+def _store_optional(schema: dict[str, Any]) -> None:
+    # `store` was added after consumers wrote down `{"status": "ok"}`: it is always sent, but
+    # optional in the schema, so an older consumer's expectation still fits it.
+    schema["required"] = [name for name in schema.get("required", []) if name != "store"]
+
+
+class Status(Answer):
+    """The answer to `GET /status`: 200 with `ok`, or 503 with `degraded` and what is down."""
+
+    model_config = ConfigDict(
+        json_schema_serialization_defaults_required=True, json_schema_extra=_store_optional
+    )
+
+    status: Literal["ok", "degraded"] = "ok"
+    store: StoreStatus
 
 
 class BAnswer(Answer):

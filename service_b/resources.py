@@ -6,6 +6,8 @@ The dependencies are `async def` although they only read attributes: FastAPI run
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, TypedDict
@@ -14,8 +16,29 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from service_b.settings import Settings
-from service_b.store import ItemStore
+from service_b.store import ItemChange, ItemStore, SQLiteItemStore
+from service_b.store_pg import PoolSettings, PostgresItemStore
 from service_b.topics import Topic
+
+
+@asynccontextmanager
+async def open_store(settings: Settings, changes: Topic[ItemChange]) -> AsyncIterator[ItemStore]:
+    """Open the store `settings` name: PostgreSQL when `database_url` is set, else SQLite."""
+    if settings.database_url is None:
+        async with SQLiteItemStore.open(settings.database_path, changes) as sqlite_store:
+            yield sqlite_store
+        return
+    pool = PoolSettings(
+        min_size=settings.database_pool_min_size,
+        max_size=settings.database_pool_max_size,
+        timeout=settings.database_pool_timeout_seconds,
+        connect_timeout=settings.database_connect_timeout_seconds,
+        reconnect_timeout=settings.database_reconnect_timeout_seconds,
+        status_timeout=settings.database_status_timeout_seconds,
+    )
+    url = settings.database_url.get_secret_value()
+    async with PostgresItemStore.open(url, changes, pool) as postgres_store:
+        yield postgres_store
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The documented demo credentials (`abc` / `def`). Fine on a laptop, never in production:
@@ -25,6 +25,38 @@ class Settings(BaseSettings):
         default="service_b.sqlite3",
         description="SQLite file for the items, or `:memory:` for a store that dies with B.",
     )
+    # --- the item store (PostgreSQL when database_url is set); keep these together ---
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/dbname to keep the items in "
+        "PostgreSQL; unset, they are in the SQLite file `database_path`.",
+    )
+    database_pool_min_size: Annotated[int, Field(ge=0)] = Field(
+        default=1, description="PostgreSQL connections B keeps open even when idle."
+    )
+    database_pool_max_size: Annotated[int, Field(ge=1)] = Field(
+        default=10,
+        description="Most PostgreSQL connections B opens; as many store calls run at once.",
+    )
+    database_pool_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=5.0,
+        description="How long a request waits for a PostgreSQL connection; then it is "
+        "answered 503.",
+    )
+    database_connect_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="How long B waits for PostgreSQL at startup before it fails to start.",
+    )
+    database_reconnect_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=30.0,
+        description="How long the pool retries a lost connection (with backoff) before it "
+        "gives that attempt up; it tries again on the next request.",
+    )
+    database_status_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=1.0,
+        description="How long GET /status waits for the store's database to answer.",
+    )
+    # --- end of the item store's settings ---
     api_keys: dict[str, SecretStr] = Field(
         default_factory=lambda: {DEMO_API_KEY: SecretStr(DEMO_API_SECRET)},
         description="API key to HMAC secret for /ws/v5/private, as a JSON object.",
@@ -62,6 +94,21 @@ class Settings(BaseSettings):
         default=False,
         description="Serve POST /_pact/provider_states for Pact verification. Never in production.",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("must start with postgresql:// (or postgres://)")
+        return url
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> Settings:
+        if self.database_pool_min_size > self.database_pool_max_size:
+            raise ValueError("database_pool_min_size must not be above database_pool_max_size")
+        return self
 
     def uses_demo_credentials(self) -> bool:
         """Tell whether the documented demo key pair is among the accepted credentials."""

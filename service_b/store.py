@@ -1,4 +1,10 @@
-"""B's items, persisted in SQLite and reached from async code through one worker thread."""
+"""B's items: the store interface, and its SQLite implementation (the default).
+
+`ItemStore` is what routes see. Two classes implement it with the same behaviour:
+`SQLiteItemStore` here, and `service_b.store_pg.PostgresItemStore` when
+`SERVICE_B_DATABASE_URL` names a PostgreSQL database. Both reach their driver from async code
+through anyio worker threads, so both run on asyncio and on trio.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -29,6 +35,13 @@ CREATE TABLE IF NOT EXISTS items (
 """
 
 
+StoreKind = Literal["sqlite", "postgresql"]
+
+
+class StoreUnavailable(RuntimeError):
+    """The store's database cannot be reached now; the request may be tried again later."""
+
+
 @dataclass(frozen=True, slots=True)
 class ItemChange:
     """One committed change to the items, as subscribers of the `items` channel see it."""
@@ -42,8 +55,56 @@ def _item(row: tuple[int, str, int | None]) -> Item:
     return Item(item_id=item_id, name=name, is_offer=None if is_offer is None else bool(is_offer))
 
 
-class ItemStore:
-    """CRUD on items; every committed change is published to `changes`.
+class ItemStore(Protocol):
+    """CRUD on items, the same on every engine.
+
+    Ids are never handed out twice, even after their item was deleted. A write has been
+    committed durably when its call returns, and only then is it published to `changes`.
+    A new store holds `SEED_ITEM`. A call that cannot reach the database raises
+    `StoreUnavailable`.
+    """
+
+    @property
+    def kind(self) -> StoreKind:
+        """Name the engine behind the store."""
+        ...
+
+    @property
+    def changes(self) -> Topic[ItemChange]:
+        """Give the topic every committed change is published to."""
+        ...
+
+    async def get(self, item_id: int) -> Item | None:
+        """Give the item with this id, or None."""
+        ...
+
+    async def page(self, limit: int, offset: int) -> list[Item]:
+        """Give up to `limit` items in id order, after skipping `offset` of them."""
+        ...
+
+    async def create(self, name: str, is_offer: bool | None) -> Item:
+        """Store a new item and give it with its new id."""
+        ...
+
+    async def update(self, item_id: int, name: str, is_offer: bool | None) -> Item | None:
+        """Replace an item's fields; give the new item, or None when there is no such item."""
+        ...
+
+    async def delete(self, item_id: int) -> Item | None:
+        """Remove an item; give what it was, or None when there is no such item."""
+        ...
+
+    async def reset(self) -> None:
+        """Empty the store and put back the seed item, as in a fresh store."""
+        ...
+
+    async def reachable(self) -> bool:
+        """Tell whether the database answers now (within the store's own time limit)."""
+        ...
+
+
+class SQLiteItemStore:
+    """CRUD on items in SQLite; every committed change is published to `changes`.
 
     SQLite calls run one at a time on a worker thread (a capacity limiter of one), so
     writes never race, and a call that returned has been committed to disk.
@@ -53,11 +114,21 @@ class ItemStore:
         """Wrap an open connection whose schema is in place."""
         self._connection = connection
         self._limiter = anyio.CapacityLimiter(1)
-        self.changes = changes
+        self._changes = changes
+
+    @property
+    def kind(self) -> StoreKind:
+        """Name the engine: SQLite."""
+        return "sqlite"
+
+    @property
+    def changes(self) -> Topic[ItemChange]:
+        """Give the topic every committed change is published to."""
+        return self._changes
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: str, changes: Topic[ItemChange]) -> AsyncIterator[ItemStore]:
+    async def open(cls, path: str, changes: Topic[ItemChange]) -> AsyncIterator[SQLiteItemStore]:
         """Open (and if new, create and seed) the store at `path`; close it on exit."""
         connection = await anyio.to_thread.run_sync(_connect, path)
         try:
@@ -146,6 +217,11 @@ class ItemStore:
                 _seed(db)
 
         await self._run(write)
+
+    async def reachable(self) -> bool:
+        """Tell whether the file answers: an embedded file always does while B runs."""
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        return True
 
 
 def _seed(db: sqlite3.Connection) -> None:

@@ -19,6 +19,9 @@ from service_b import Settings as BSettings
 from service_b import create_app as create_b
 from tests.ws import InProcessWebSocketTransport
 
+#: `postgres_server` and `postgres_url`: a throwaway PostgreSQL for the store tests.
+pytest_plugins = ["tests.postgres"]
+
 Backend = Literal["asyncio", "trio"]
 B_URL = "http://service-b"
 

@@ -39,7 +39,13 @@ JSON = {"content-type": "application/json"}
 
 CASES = [
     HttpCase("root", "GET", "/", 200, body={"message": "Server is running"}),
-    HttpCase("status", "GET", "/status", 200, body={"status": "ok"}),
+    HttpCase(
+        "status",
+        "GET",
+        "/status",
+        200,
+        body={"status": "ok", "store": {"kind": "sqlite", "status": "ok"}},
+    ),
     HttpCase("b", "GET", "/b/", 200, body={"b": "b"}),
     HttpCase(
         "static file",
