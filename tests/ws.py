@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from importlib.metadata import version
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -91,6 +92,28 @@ class InProcessWebSocketTransport(ASGIWebSocketTransport):
 
     #: The stream each session runs on; a subclass may give one that behaves otherwise.
     stream_class: type[_InProcessStream] = _InProcessStream
+
+    def __init__(self, *args: Any, initial_receive_timeout: float = 30.0, **kwargs: Any) -> None:
+        """Wait up to 30 s for the app to accept: httpx-ws's 1 s fails on a loaded machine.
+
+        The wait ends as soon as the app answers the handshake, so the bound costs nothing
+        where the app is quick; a test that wants a refusal sees it as soon as it is sent.
+        """
+        super().__init__(*args, initial_receive_timeout=initial_receive_timeout, **kwargs)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> None:
+        """Close like a server that stops: sessions still running are cancelled, not awaited.
+
+        httpx-ws waits for every session the app still runs; one stuck after a failed test
+        then hangs the test's teardown for ever instead of letting the failure be reported.
+        """
+        self._task_group.cancel_scope.cancel()
+        await super().__aexit__(exc_type, exc_val, exc_tb)
 
     async def _handle_ws_request(
         self,
