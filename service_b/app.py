@@ -17,6 +17,7 @@ from service_b import http_api, pact_states, ws_api
 from service_b.body_limit import BodySizeLimit
 from service_b.http_api import DATA_FILE_NAME, DATA_TEXT
 from service_b.http_errors import install_http_error_handlers
+from service_b.models import Detail
 from service_b.resources import Resources
 from service_b.settings import Settings
 from service_b.store import ItemChange, ItemStore
@@ -26,6 +27,30 @@ from service_b.websocket_errors import install_websocket_error_handlers
 logger = logging.getLogger(__name__)
 
 VERSION = "1.0.0"
+
+
+#: What B's HTTP edge (service_b.protocol) may answer to any request, before a route sees it.
+EDGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Detail, "description": "The request head is malformed"},
+    408: {
+        "model": Detail,
+        "description": "The request head did not arrive within SERVICE_B_HEADER_TIMEOUT_SECONDS",
+    },
+    414: {
+        "model": Detail,
+        "description": "The request target is longer than SERVICE_B_MAX_HEADER_LINE_BYTES",
+    },
+    431: {
+        "model": Detail,
+        "description": "The request head has too many fields, a line "
+        "or the whole head too long (SERVICE_B_MAX_HEADER_*, SERVICE_B_MAX_HEAD_BYTES)",
+    },
+    503: {
+        "model": Detail,
+        "description": "Too many client connections "
+        "(SERVICE_B_MAX_CLIENT_CONNECTIONS); see Retry-After",
+    },
+}
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -69,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "described in contracts/service_b.asyncapi.json.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        responses=EDGE_RESPONSES,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_http_error_handlers(app)
