@@ -18,7 +18,9 @@ adds, in its parser callbacks and timers only (llhttp still does all the parsing
 - a head deadline per request, counted from the connection's start or the request's first
   byte: a head not complete in time gets 408 (if nothing else is being written) and a close;
 - a cap on open connections: past it, an idle keep-alive connection is closed to make room,
-  else the new connection gets 503 with `Retry-After` at once and is closed.
+  else the connection that has waited longest for its head is answered 503 and closed (so
+  silent sockets cannot lock others out: each new one only displaces the oldest), else
+  (every connection is busy with a request) the new one gets 503 with `Retry-After` at once.
 
 Idle keep-alive connections are closed by uvicorn's own `timeout_keep_alive`.
 After the change: 431 in 1-2 ms for 10,000 headers or a 16 MiB line; 600 of 600 silent
@@ -104,7 +106,8 @@ def connection_cap(configured: int, open_file_limit: int, reserve: int) -> int:
 
 def bounded_protocol(limits: EdgeLimits) -> type[BoundedHttpToolsProtocol]:
     """Give the protocol class uvicorn should use (`uvicorn.Config(http=...)`) for `limits`."""
-    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), {"limits": limits})
+    namespace = {"limits": limits, "waiting": {}}
+    return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), namespace)
 
 
 def json_answer(status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> bytes:
@@ -125,6 +128,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with the limits of `limits` (see the module docstring)."""
 
     limits: ClassVar[EdgeLimits]
+    #: This server's connections waiting for a head, the longest waiting first.
+    waiting: ClassVar[dict[BoundedHttpToolsProtocol, None]]
 
     _head_timer: TimerHandle | None = None
     _in_head = True
@@ -136,19 +141,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Take the connection, or make room for it, or refuse it with 503."""
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections and not self._close_an_idle_one():
+        if len(self.connections) > self.limits.max_connections and not self._make_room():
             logger.warning("client connection cap %s reached: 503", self.limits.max_connections)
-            retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
-            self._answer_and_close(503, "Too many connections; try again later", retry)
+            self.refuse_as_too_many()
             return
         self._start_head_timer()
 
-    def _close_an_idle_one(self) -> bool:
+    def _make_room(self) -> bool:
         for other in self.connections:
             if isinstance(other, BoundedHttpToolsProtocol) and other.is_idle():
                 other.transport.close()
                 return True
+        if self.waiting:
+            logger.debug("client connection cap reached: the longest wait for a head ends")
+            next(iter(self.waiting)).refuse_as_too_many()
+            return True
         return False
+
+    def refuse_as_too_many(self) -> None:
+        """Answer 503 with Retry-After, and close."""
+        retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+        self._answer_and_close(503, "Too many connections; try again later", retry)
 
     def is_idle(self) -> bool:
         """Tell whether this connection waits, kept alive, for a next request."""
@@ -236,14 +249,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer = self.loop.call_later(
                 self.limits.header_timeout_seconds, self._head_timed_out
             )
+            self.waiting[self] = None
 
     def _stop_head_timer(self) -> None:
+        self.waiting.pop(self, None)
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
+        self.waiting.pop(self, None)
         logger.info("no complete request head in %s s: 408", self.limits.header_timeout_seconds)
         self._answer_and_close(408, "The request head did not arrive in time")
 

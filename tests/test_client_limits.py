@@ -223,9 +223,15 @@ def test_startup_logs_the_open_file_limits(pair: Pair) -> None:
 CAP = 4
 
 
-async def plain_app(scope: Scope, _receive: Receive, send: Send) -> None:
-    """Answer every HTTP request 200 with a small JSON body."""
+async def plain_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer 200 with a small JSON body; on `/hold`, start the answer, then wait for the body."""
     assert scope["type"] == "http"
+    if scope["path"] == "/hold":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        await receive()  # the body never comes: the connection is busy until the client goes
+        await send({"type": "http.response.body", "body": b""})
+        return
     body = b'{"ok": true}'
     headers = [(b"content-type", b"application/json"), (b"content-length", b"12")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -275,16 +281,33 @@ def open_connections(port: int, count: int) -> list[socket.socket]:
     return [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
 
 
-def test_past_the_cap_a_new_connection_gets_a_fast_503(capped: int) -> None:
-    """With the cap held by clients mid-head, a new connection gets 503 with Retry-After."""
+def test_past_the_cap_with_every_connection_busy_a_new_one_gets_503(capped: int) -> None:
+    """With the cap held by requests in progress, a new connection gets 503 with Retry-After."""
     held = open_connections(capped, CAP)
     try:
+        for sock in held:
+            sock.sendall(head([("Content-Length", "10")], target="/hold", method="POST"))
+            assert 200 == read_response(sock).status  # its answer started: the app holds it
         answer = exchange(capped, head())
     finally:
         for sock in held:
             sock.close()
     assert_refused(503, answer)
     assert "1" == answer.headers["retry-after"]
+
+
+def test_past_the_cap_the_longest_wait_for_a_head_makes_room(capped: int) -> None:
+    """With the cap held by silent connections, the oldest gets 503 and the new one is served."""
+    held = open_connections(capped, CAP)
+    try:
+        with connection(capped) as sock:
+            sock.sendall(head(target="/"))
+            assert 200 == read_response(sock).status
+        displaced = parse(read_until_closed(held[0]), closed=True)
+    finally:
+        for sock in held:
+            sock.close()
+    assert_refused(503, displaced)
 
 
 def test_past_the_cap_an_idle_connection_makes_room(capped: int) -> None:
