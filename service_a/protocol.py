@@ -191,14 +191,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        except httptools.HttpParserCallbackError as exc:
-            if not isinstance(exc.__context__, HeadRefused):
-                raise
-            self._refuse(exc.__context__)
-            return
-        except httptools.HttpParserError:
-            logger.warning("malformed request head: 400")
-            self._answer_and_close(400, "Invalid HTTP request")
+        except httptools.HttpParserError as exc:  # a callback's error too, as uvicorn has it
+            if isinstance(exc.__context__, HeadRefused):
+                self._refuse(exc.__context__)
+            else:
+                logger.warning("malformed request head: 400")
+                self._answer_and_close(400, "Invalid HTTP request")
             return
         if self._in_head:
             self._unparsed_bytes += len(data)

@@ -327,3 +327,12 @@ def test_past_the_cap_an_idle_connection_makes_room(capped: int) -> None:
     finally:
         for sock in held:
             sock.close()
+
+
+@pytest.mark.parametrize("service", ["service_a", "service_b"])
+def test_the_cap_is_lowered_to_what_the_file_limit_allows(service: str) -> None:
+    """A cap above the open file limit (less the reserve) is lowered to it; a lower one stays."""
+    protocol = importlib.import_module(f"{service}.protocol")
+    assert 960 == protocol.connection_cap(16384, 1024, 64)
+    assert 100 == protocol.connection_cap(100, 1024, 64)
+    assert 1 == protocol.connection_cap(100, 10, 64)
