@@ -108,7 +108,7 @@ def connection_cap(configured: int, open_file_limit: int, reserve: int) -> int:
 
 def bounded_protocol(limits: EdgeLimits) -> type[BoundedHttpToolsProtocol]:
     """Give the protocol class uvicorn should use (`uvicorn.Config(http=...)`) for `limits`."""
-    namespace = {"limits": limits, "waiting": {}}
+    namespace = {"limits": limits, "waiting": {}, "idle": {}}
     return type("BoundedHttpToolsProtocol", (BoundedHttpToolsProtocol,), namespace)
 
 
@@ -132,6 +132,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     limits: ClassVar[EdgeLimits]
     #: This server's connections waiting for a head, the longest waiting first.
     waiting: ClassVar[dict[BoundedHttpToolsProtocol, None]]
+    #: This server's kept-alive connections waiting for a next request, the oldest first.
+    idle: ClassVar[dict[BoundedHttpToolsProtocol, None]]
 
     _head_timer: TimerHandle | None = None
     _in_head = True
@@ -150,10 +152,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._start_head_timer()
 
     def _make_room(self) -> bool:
-        for other in self.connections:
-            if isinstance(other, BoundedHttpToolsProtocol) and other.is_idle():
-                other.transport.close()
-                return True
+        if self.idle:
+            next(iter(self.idle)).transport.close()
+            return True
         if self.waiting:
             logger.debug("client connection cap reached: the longest wait for a head ends")
             next(iter(self.waiting)).refuse_as_too_many()
@@ -165,16 +166,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
         self._answer_and_close(503, "Too many connections; try again later", retry)
 
-    def is_idle(self) -> bool:
-        """Tell whether this connection waits, kept alive, for a next request."""
-        return (
-            self.timeout_keep_alive_task is not None
-            and (self.cycle is None or self.cycle.response_complete)
-            and not self.transport.is_closing()
-        )
+    def on_response_complete(self) -> None:
+        """Count the connection idle while uvicorn keeps it alive for a next request."""
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:
+            self.idle[self] = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the head timer too."""
+        self.idle.pop(self, None)
         self._stop_head_timer()
         super().connection_lost(exc)
 
@@ -182,6 +182,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """Feed the parser; answer a refused or malformed head with JSON."""
         if self._refused:
             return
+        self.idle.pop(self, None)
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
