@@ -7,7 +7,7 @@
   and count the health checks answered meanwhile.
 
 Every service runs as a real process (`python -m service_x`) on a free port; every wait is
-bounded. Run: `python -m tests.stress.run -k edge`.
+bounded. Run: `python -m tests.stress.run -k edge_`.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def timed_refusal(service: ServiceProcess, request: bytes) -> tuple[int, float, 
     return status, elapsed, rss_mib(service.process.pid) - before
 
 
-def probe_header_floods() -> Iterator[Row]:
+def edge_header_floods() -> Iterator[Row]:
     """Time a 10,000-header request and a 16 MiB header line, against A and B."""
     floods = {
         "10k header lines": head([(f"X-Field-{i}", "v") for i in range(10_000)], "/items/1"),
@@ -111,7 +111,7 @@ def closed_within(socks: list[socket.socket], bound: float) -> tuple[int, float]
     return len(socks) - len(pending), time.monotonic() - started
 
 
-def probe_silent_connections() -> Iterator[Row]:
+def edge_silent_connections() -> Iterator[Row]:
     """600 connections that send nothing (or half a head), against A and B."""
     timeouts = {
         "SERVICE_A_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS),
@@ -194,7 +194,7 @@ def held_while(port: int, check: Callable[[int], tuple[int, int]]) -> tuple[int,
     return len(held), answered, ok
 
 
-def probe_file_limit() -> Iterator[Row]:
+def edge_file_limit() -> Iterator[Row]:
     """1,100 silent connections against each service under a 1024 file limit."""
     with limited_service("service_b", {"SERVICE_B_DATABASE_PATH": ":memory:"}) as b:
         a_env = {"SERVICE_A_SERVICE_B_URL": b.base_url}
@@ -209,4 +209,4 @@ def probe_file_limit() -> Iterator[Row]:
                 )
 
 
-PROBES: list[Probe] = [probe_header_floods, probe_silent_connections, probe_file_limit]
+PROBES: list[Probe] = [edge_header_floods, edge_silent_connections, edge_file_limit]
