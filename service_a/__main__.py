@@ -8,7 +8,18 @@ import logging
 import uvicorn
 
 from service_a.app import create_app
+from service_a.protocol import (
+    BoundedHttpToolsProtocol,
+    EdgeLimits,
+    bounded_protocol,
+    connection_cap,
+    raise_open_file_limit,
+)
 from service_a.settings import Settings
+
+#: File descriptors kept for A's own use (listening socket, logs) under the cap, besides
+#: its connections to B.
+RESERVED_FILES = 64
 
 
 def protocol_max_message_bytes(app_max_bytes: int) -> int:
@@ -18,6 +29,22 @@ def protocol_max_message_bytes(app_max_bytes: int) -> int:
     once the client finished sending; only a message far over it is cut off by uvicorn.
     """
     return app_max_bytes + 64 * 1024
+
+
+def edge_protocol(settings: Settings, open_file_limit: int) -> type[BoundedHttpToolsProtocol]:
+    """Give the HTTP protocol class that enforces A's edge limits (see service_a.protocol)."""
+    limits = EdgeLimits(
+        max_header_count=settings.max_header_count,
+        max_header_line_bytes=settings.max_header_line_bytes,
+        max_head_bytes=settings.max_head_bytes,
+        header_timeout_seconds=settings.header_timeout_seconds,
+        max_connections=connection_cap(
+            settings.max_client_connections,
+            open_file_limit,
+            RESERVED_FILES + settings.max_connections,
+        ),
+    )
+    return bounded_protocol(limits)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = Settings()
+    open_file_limit, _ = raise_open_file_limit()
     uvicorn.run(
         create_app(settings),
         host=options.host,
@@ -48,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         log_level=options.log_level,
         access_log=False,  # A's edge middleware writes one line per request, with its id
         ws_max_size=protocol_max_message_bytes(settings.ws_max_message_bytes),
+        http=edge_protocol(settings, open_file_limit),
+        timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
     )
 
 

@@ -23,12 +23,37 @@ from service_a import http_api, relay
 from service_a.b_client import ServiceBError, build_client
 from service_a.dependencies import State
 from service_a.edge import Edge
+from service_a.models import Detail
 from service_a.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 #: The package's version (pyproject.toml), published in the service's documents.
 VERSION = version("service-pair")
+
+
+#: What A's HTTP edge (service_a.protocol) may answer to any request, before a route sees it.
+EDGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Detail, "description": "The request head is malformed"},
+    408: {
+        "model": Detail,
+        "description": "The request head did not arrive within SERVICE_A_HEADER_TIMEOUT_SECONDS",
+    },
+    414: {
+        "model": Detail,
+        "description": "The request target is longer than SERVICE_A_MAX_HEADER_LINE_BYTES",
+    },
+    431: {
+        "model": Detail,
+        "description": "The request head has too many fields, a line "
+        "or the whole head too long (SERVICE_A_MAX_HEADER_*, SERVICE_A_MAX_HEAD_BYTES)",
+    },
+    503: {
+        "model": Detail,
+        "description": "Too many client connections "
+        "(SERVICE_A_MAX_CLIENT_CONNECTIONS); see Retry-After",
+    },
+}
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -98,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "and reports B's health.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        responses=EDGE_RESPONSES,
     )
     app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -63,6 +63,32 @@ class Settings(BaseSettings):
         default=10.0,
         description="Seconds a client may leave a relayed message unread before it is closed.",
     )
+    max_header_count: Annotated[int, Field(ge=1)] = Field(
+        default=100, description="Most header fields in a request head; more is 431."
+    )
+    max_header_line_bytes: Annotated[int, Field(ge=64)] = Field(
+        default=8 * 1024,
+        description="Longest header line (name, value, `: `, CRLF); longer is 431, "
+        "and a request target longer than this is 414.",
+    )
+    max_head_bytes: Annotated[int, Field(ge=256)] = Field(
+        default=64 * 1024,
+        description="Largest request head (request line and header fields); larger is 431.",
+    )
+    header_timeout_seconds: Seconds = Field(
+        default=10.0,
+        description="Seconds a client has to send a whole request head, from the connection's "
+        "start or the request's first byte; then 408 and the connection is closed.",
+    )
+    idle_timeout_seconds: Seconds = Field(
+        default=5.0,
+        description="Seconds a kept-alive client connection may wait idle for its next request.",
+    )
+    max_client_connections: Annotated[int, Field(ge=1)] = Field(
+        default=16384,
+        description="Most client connections open at once (lowered to what the open file "
+        "limit allows); past it an idle one is closed, else the new one gets 503.",
+    )
     allowed_origins: list[str] = Field(
         default=["http://localhost:8001", "http://127.0.0.1:8001"],
         description="Origins a browser may open WebSockets from (JSON list; `*` allows any).",

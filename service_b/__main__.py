@@ -8,7 +8,17 @@ import logging
 import uvicorn
 
 from service_b.app import create_app
+from service_b.protocol import (
+    BoundedHttpToolsProtocol,
+    EdgeLimits,
+    bounded_protocol,
+    connection_cap,
+    raise_open_file_limit,
+)
 from service_b.settings import Settings
+
+#: File descriptors kept for B's own use (listening socket, SQLite, logs) under the cap.
+RESERVED_FILES = 64
 
 
 def protocol_max_message_bytes(app_max_bytes: int) -> int:
@@ -19,6 +29,20 @@ def protocol_max_message_bytes(app_max_bytes: int) -> int:
     over the limit is cut off by the protocol layer (also 1009), without being buffered.
     """
     return app_max_bytes + 64 * 1024
+
+
+def edge_protocol(settings: Settings, open_file_limit: int) -> type[BoundedHttpToolsProtocol]:
+    """Give the HTTP protocol class that enforces B's edge limits (see service_b.protocol)."""
+    limits = EdgeLimits(
+        max_header_count=settings.max_header_count,
+        max_header_line_bytes=settings.max_header_line_bytes,
+        max_head_bytes=settings.max_head_bytes,
+        header_timeout_seconds=settings.header_timeout_seconds,
+        max_connections=connection_cap(
+            settings.max_client_connections, open_file_limit, RESERVED_FILES
+        ),
+    )
+    return bounded_protocol(limits)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = Settings()
+    open_file_limit, _ = raise_open_file_limit()
     uvicorn.run(
         create_app(settings),
         host=options.host,
@@ -55,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         log_config=None,
         log_level=options.log_level,
         ws_max_size=protocol_max_message_bytes(settings.ws_max_message_bytes),
+        http=edge_protocol(settings, open_file_limit),
+        timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request, status
@@ -18,6 +19,7 @@ from service_b import http_api, pact_states, ws_api
 from service_b.body_limit import BodySizeLimit
 from service_b.http_api import DATA_FILE_NAME, DATA_TEXT, STORE_UNAVAILABLE_DETAIL
 from service_b.http_errors import install_http_error_handlers
+from service_b.models import Detail
 from service_b.resources import Resources, State, open_store
 from service_b.settings import Settings
 from service_b.store import ItemChange, StoreUnavailable
@@ -28,6 +30,30 @@ logger = logging.getLogger(__name__)
 
 #: The package's version (pyproject.toml), published in the service's documents.
 VERSION = version("service-pair")
+
+
+#: What B's HTTP edge (service_b.protocol) may answer to any request, before a route sees it.
+EDGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Detail, "description": "The request head is malformed"},
+    408: {
+        "model": Detail,
+        "description": "The request head did not arrive within SERVICE_B_HEADER_TIMEOUT_SECONDS",
+    },
+    414: {
+        "model": Detail,
+        "description": "The request target is longer than SERVICE_B_MAX_HEADER_LINE_BYTES",
+    },
+    431: {
+        "model": Detail,
+        "description": "The request head has too many fields, a line "
+        "or the whole head too long (SERVICE_B_MAX_HEADER_*, SERVICE_B_MAX_HEAD_BYTES)",
+    },
+    503: {
+        "model": Detail,
+        "description": "Too many client connections "
+        "(SERVICE_B_MAX_CLIENT_CONNECTIONS); see Retry-After",
+    },
+}
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -77,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "WebSocket endpoints described in contracts/service_b.asyncapi.json.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        responses=EDGE_RESPONSES,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_http_error_handlers(app)

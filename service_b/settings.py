@@ -90,6 +90,35 @@ class Settings(BaseSettings):
         default=30.0,
         description="How far a login timestamp may lie from B's clock.",
     )
+    max_header_count: Annotated[int, Field(ge=1)] = Field(
+        default=128,
+        description="Most header fields in a request head; more is 431. Above A's 100, "
+        "as A adds headers when it forwards.",
+    )
+    max_header_line_bytes: Annotated[int, Field(ge=64)] = Field(
+        default=8 * 1024,
+        description="Longest header line (name, value, `: `, CRLF); longer is 431, "
+        "and a request target longer than this is 414.",
+    )
+    max_head_bytes: Annotated[int, Field(ge=256)] = Field(
+        default=80 * 1024,
+        description="Largest request head (request line and header fields); larger is 431. "
+        "Above A's 64 KiB, as A adds headers when it forwards.",
+    )
+    header_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="Seconds a client has to send a whole request head, from the connection's "
+        "start or the request's first byte; then 408 and the connection is closed.",
+    )
+    idle_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=5.0,
+        description="Seconds a kept-alive connection may wait idle for its next request.",
+    )
+    max_client_connections: Annotated[int, Field(ge=1)] = Field(
+        default=16384,
+        description="Most client connections open at once (lowered to what the open file "
+        "limit allows); past it an idle one is closed, else the new one gets 503.",
+    )
     enable_pact_provider_states: bool = Field(
         default=False,
         description="Serve POST /_pact/provider_states for Pact verification. Never in production.",
