@@ -76,3 +76,8 @@ def replace_forwarding(headers: Iterable[tuple[bytes, bytes]], scope: Scope) -> 
     """Give `headers` without the caller's forwarding headers, and with A's own after them."""
     kept = [(name, value) for name, value in headers if not is_forwarding(name)]
     return kept + forwarded_headers(scope)
+
+
+def forwarded_header_text(scope: Scope) -> dict[str, str]:
+    """Give `forwarded_headers` as text, for clients that take headers as a mapping."""
+    return {name.decode(): value.decode() for name, value in forwarded_headers(scope)}

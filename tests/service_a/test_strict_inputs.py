@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 
 from tests.conftest import use_service_b
 from tests.service_b.http_cases import HttpCase, check_answer, parse
 from tests.service_b.strict_cases import STRICT_CASES
+from tests.ws import InProcessWebSocketTransport, connect_ws
 
 ITEM = {"item_id": 1, "name": "The One Item"}
 #: What B's double answers, by method and path.
@@ -189,3 +190,43 @@ async def test_openapi_keeps_ids_integers(edge: httpx.AsyncClient) -> None:
         assert "decimal digits" in parameter["description"]
     for operation in (paths["/items"]["post"], paths["/items/{item_id}"]["put"]):
         assert "not UTF-8" in operation["responses"]["400"]["description"]
+
+
+@pytest.mark.anyio
+async def test_relayed_handshake_carries_a_forwarding_headers(a_app: FastAPI) -> None:
+    """A relayed WebSocket handshake tells B the caller's address, scheme and host, as A saw."""
+    handshakes: list[list[tuple[bytes, bytes]]] = []
+    b_double = FastAPI()
+
+    @b_double.websocket("/ws/echo")
+    async def echo(websocket: WebSocket) -> None:
+        handshakes.append(websocket.scope["headers"])
+        await websocket.accept()
+        await websocket.send_text("hello")
+        await websocket.close()
+
+    b = httpx.AsyncClient(transport=InProcessWebSocketTransport(b_double), base_url="http://b")
+    use_service_b(a_app, b)
+    async with (
+        b,
+        LifespanManager(a_app) as manager,
+        httpx.AsyncClient(
+            transport=InProcessWebSocketTransport(manager.app, client=CALLER),
+            base_url="https://edge.example:8443",
+        ) as client,
+        connect_ws("/ws/echo", client, headers=dict(SPOOFED[::2])) as ws,
+    ):
+        assert "hello" == await ws.receive_text(5)
+    [headers] = handshakes
+    forwarding = [
+        (name, value)
+        for name, value in headers
+        if name in {b"forwarded", b"x-real-ip"} or name.startswith(b"x-forwarded-")
+    ]
+    assert [
+        (b"x-forwarded-for", b"203.0.113.7"),
+        (b"x-forwarded-host", b"edge.example:8443"),
+        (b"x-forwarded-proto", b"https"),
+        (b"x-real-ip", b"203.0.113.7"),
+        (b"forwarded", b'for=203.0.113.7;host="edge.example:8443";proto=https'),
+    ] == forwarding
