@@ -62,3 +62,15 @@ async def test_openapi_keeps_ids_integers(b_client: httpx.AsyncClient) -> None:
         schema = parameter["schema"]
         assert ("integer", 1, 2**63 - 1) == (schema["type"], schema["minimum"], schema["maximum"])
         assert "decimal digits" in parameter["description"]
+
+
+@pytest.mark.anyio
+async def test_deep_duplicate_key_is_refused(b_client: httpx.AsyncClient) -> None:
+    """A key repeated 400 objects deep is still a 422, though its object's offset is not found."""
+    body = b'{"a":' * 400 + b'{"b": 1, "b": 2}' + b"}" * 400
+    response = await b_client.post(
+        "/items", content=body, headers={"content-type": "application/json"}
+    )
+    assert 422 == response.status_code
+    [error] = response.json()["detail"]
+    assert (["body", 0], "Duplicate key 'b'") == (error["loc"], error["ctx"]["error"])
