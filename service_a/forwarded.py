@@ -6,8 +6,8 @@ A is the edge: nothing in front of it vouches for what a caller puts in `Forward
 from the caller and writes its own from what it saw itself: the address of the connection's
 peer, the scheme of the request and its `Host` header (RFC 7239 for `Forwarded`).
 
-A run behind a proxy of its own would take the caller's address from that proxy; uvicorn's
-`--proxy-headers` is off in `python -m service_a` for that reason (see the README).
+For the same reason `python -m service_a` turns uvicorn's proxy headers off: uvicorn would
+otherwise take a loopback caller's `X-Forwarded-For` and `X-Forwarded-Proto` as the truth.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, WebSocket
 
+from service_a.forwarded import forwarded_headers
 from tests.conftest import use_service_b
 from tests.service_b.http_cases import HttpCase, check_answer, parse
 from tests.service_b.strict_cases import STRICT_CASES
@@ -173,8 +174,6 @@ def test_forwarded_headers_name_what_a_knows(
     client: tuple[str, int] | None, host: bytes | None, expected: list[tuple[bytes, bytes]]
 ) -> None:
     """An IPv6 address is bracketed, an unknown client is `unknown`, a bad host left out."""
-    from service_a.forwarded import forwarded_headers  # noqa: PLC0415 - new in issue 10
-
     assert expected == forwarded_headers(_scope(client, host))
 
 
