@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         log_config=None,
         log_level=options.log_level,
         access_log=False,  # A's edge middleware writes one line per request, with its id
+        proxy_headers=False,  # A is the edge: a caller's X-Forwarded-* are not believed
         ws_max_size=protocol_max_message_bytes(settings.ws_max_message_bytes),
         http=edge_protocol(settings, open_file_limit),
         timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]

@@ -8,11 +8,12 @@ import anyio
 import httpx
 from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from service_a.b_client import call_service_b, headers_for_b, passed_on
 from service_a.dependencies import ServiceBClient, SettingsDep
+from service_a.forwarded import RawHeaders, replace_forwarding
 from service_a.models import (
     B_ANSWER,
     B_STATUS,
@@ -33,13 +34,20 @@ from service_a.models import (
     ServiceBDown,
     ServiceBUp,
 )
+from service_a.strict_inputs import DECIMAL_DIGITS, DECIMAL_INTEGER, StrictJsonRoute
 
 router = APIRouter()
 
 
+def _headers_for_b(request: Request) -> RawHeaders:
+    """Give the caller's headers to pass on to B, the forwarding ones written by A."""
+    return replace_forwarding(headers_for_b(request), request.scope)
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
-        status.HTTP_400_BAD_REQUEST: "The body could not be read",
+        status.HTTP_400_BAD_REQUEST: "The body is not UTF-8 (a byte order mark, UTF-16 or "
+        "UTF-32 included), or cannot be read",
         status.HTTP_404_NOT_FOUND: "No item has this id (B's answer, passed on)",
         status.HTTP_413_CONTENT_TOO_LARGE: "The body is larger than SERVICE_A_MAX_BODY_BYTES",
         status.HTTP_502_BAD_GATEWAY: "B answered with an error, or with an answer A cannot use",
@@ -81,7 +89,7 @@ async def get_a() -> AAnswer:
 async def call_b(request: Request, client: ServiceBClient) -> Response:
     """Call B's `GET /b/` and give its answer."""
     response = await call_service_b(
-        client, "GET", "/b/", expect={200: B_ANSWER}, headers=headers_for_b(request)
+        client, "GET", "/b/", expect={200: B_ANSWER}, headers=_headers_for_b(request)
     )
     return passed_on(response)
 
@@ -99,7 +107,7 @@ async def get_status(
     try:
         response = await client.get(
             "/status",
-            headers=headers_for_b(request),
+            headers=_headers_for_b(request),
             timeout=httpx.Timeout(settings.status_timeout),
         )
         response.raise_for_status()
@@ -126,17 +134,21 @@ def _why(exc: Exception) -> str:
     return "service B unavailable"
 
 
-items = APIRouter(prefix="/items", tags=["items"])
+items = APIRouter(prefix="/items", tags=["items"], route_class=StrictJsonRoute)
 NEW_ITEM_ID = "$response.body#/item_data/item_id"
-ItemIdPath = Annotated[int, Path(ge=1, le=SQLITE_MAX_INTEGER)]
+# The bounds go on the inner type, so the OpenAPI document gives them as minimum and maximum.
+ItemId = Annotated[int, Field(ge=1, le=SQLITE_MAX_INTEGER)]
+ItemIdPath = Annotated[ItemId, DECIMAL_INTEGER, Path(description=DECIMAL_DIGITS)]
+PageSize = Annotated[int, Field(ge=1, le=100)]
+Offset = Annotated[int, Field(ge=0, le=SQLITE_MAX_INTEGER)]
 
 
 @items.get("", response_model=list[Item], responses=_errors(*GATEWAY_ERRORS))
 async def list_items(
     request: Request,
     client: ServiceBClient,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INTEGER)] = 0,
+    limit: Annotated[PageSize, DECIMAL_INTEGER, Query(description=DECIMAL_DIGITS)] = 20,
+    offset: Annotated[Offset, DECIMAL_INTEGER, Query(description=DECIMAL_DIGITS)] = 0,
 ) -> Response:
     """Give one page of B's items, in id order."""
     response = await call_service_b(
@@ -144,7 +156,7 @@ async def list_items(
         "GET",
         "/items",
         expect=EXPECTED["list_items"],
-        headers=headers_for_b(request),
+        headers=_headers_for_b(request),
         params={"limit": limit, "offset": offset},
     )
     return passed_on(response)
@@ -182,7 +194,7 @@ async def create_item(item: ItemIn, request: Request, client: ServiceBClient) ->
         "POST",
         "/items",
         expect=EXPECTED["create_item"],
-        headers=headers_for_b(request),
+        headers=_headers_for_b(request),
         body=item.model_dump(mode="json", exclude_unset=True),
     )
     return passed_on(response)
@@ -200,7 +212,7 @@ async def get_item(item_id: ItemIdPath, request: Request, client: ServiceBClient
         "GET",
         f"/items/{item_id}",
         expect=EXPECTED["get_item"],
-        headers=headers_for_b(request),
+        headers=_headers_for_b(request),
     )
     return passed_on(response)
 
@@ -219,7 +231,7 @@ async def update_item(
         "PUT",
         f"/items/{item_id}",
         expect=EXPECTED["update_item"],
-        headers=headers_for_b(request),
+        headers=_headers_for_b(request),
         body=item.model_dump(mode="json", exclude_unset=True),
     )
     return passed_on(response)
@@ -238,7 +250,7 @@ async def delete_item(item_id: ItemIdPath, request: Request, client: ServiceBCli
         "DELETE",
         f"/items/{item_id}",
         expect=EXPECTED["delete_item"],
-        headers=headers_for_b(request),
+        headers=_headers_for_b(request),
     )
     return passed_on(response)
 

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect as ClientGone
 
 from service_a.dependencies import ServiceBClient, SettingsDep
 from service_a.edge import REQUEST_ID_HEADER
+from service_a.forwarded import forwarded_header_text
 from service_a.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -233,7 +234,10 @@ async def relay_websocket(
                     keepalive_ping_interval_seconds=settings.ws_ping_interval,
                     keepalive_ping_timeout_seconds=settings.ws_ping_timeout,
                     subprotocols=websocket.scope.get("subprotocols") or None,
-                    headers={REQUEST_ID_HEADER: websocket.state.request_id},
+                    headers={
+                        REQUEST_ID_HEADER: websocket.state.request_id,
+                        **forwarded_header_text(websocket.scope),
+                    },
                 )
             )
         except httpx.TransportError:

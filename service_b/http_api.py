@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import Field
 
 from service_b.models import (
     BAnswer,
@@ -19,6 +20,7 @@ from service_b.models import (
 )
 from service_b.resources import ResourcesDep, StoreDep
 from service_b.settings import SQLITE_MAX_INTEGER
+from service_b.strict_inputs import DECIMAL_DIGITS, DECIMAL_INTEGER, StrictJsonRoute
 
 #: The content of `/static/data.txt`, written at startup into B's private temporary directory.
 DATA_TEXT = "This is a test file served by FastAPI."
@@ -81,7 +83,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     status.HTTP_404_NOT_FOUND: {"model": Detail, "description": "No item has this id"},
 }
 BAD_BODY: dict[int | str, dict[str, Any]] = {
-    status.HTTP_400_BAD_REQUEST: {"model": Detail, "description": "The body could not be read"},
+    status.HTTP_400_BAD_REQUEST: {
+        "model": Detail,
+        "description": "The body is not UTF-8 (a byte order mark, UTF-16 or UTF-32 included), "
+        "or cannot be read",
+    },
     status.HTTP_413_CONTENT_TOO_LARGE: {
         "model": Detail,
         "description": "The body is larger than SERVICE_B_MAX_BODY_BYTES",
@@ -102,8 +108,14 @@ ITEM_LINKS = {
     },
 }
 
-items = APIRouter(prefix="/items", tags=["items"])
-PathItemId = Annotated[int, Path(ge=1, le=SQLITE_MAX_INTEGER)]
+items = APIRouter(prefix="/items", tags=["items"], route_class=StrictJsonRoute)
+# The bounds go on the inner type, so the OpenAPI document gives them as minimum and maximum.
+ItemId = Annotated[int, Field(ge=1, le=SQLITE_MAX_INTEGER)]
+PathItemId = Annotated[ItemId, DECIMAL_INTEGER, Path(description=DECIMAL_DIGITS)]
+
+
+PageSize = Annotated[int, Field(ge=1, le=100)]
+Offset = Annotated[int, Field(ge=0, le=SQLITE_MAX_INTEGER)]
 
 
 def _not_found(item_id: int) -> HTTPException:
@@ -113,8 +125,8 @@ def _not_found(item_id: int) -> HTTPException:
 @items.get("", response_model=list[Item], response_model_exclude_none=True, responses=UNAVAILABLE)
 async def list_items(
     store: StoreDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=SQLITE_MAX_INTEGER)] = 0,
+    limit: Annotated[PageSize, DECIMAL_INTEGER, Query(description=DECIMAL_DIGITS)] = 20,
+    offset: Annotated[Offset, DECIMAL_INTEGER, Query(description=DECIMAL_DIGITS)] = 0,
 ) -> list[Item]:
     """Give one page of items, in id order."""
     return await store.page(limit, offset)
