@@ -13,6 +13,7 @@ from typing import Annotated, cast
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from service_b.login_limits import LoginGuard
 from service_b.settings import Settings
 from service_b.store import ItemStore
 from service_b.topics import Topic
@@ -26,6 +27,7 @@ class Resources:
     store: ItemStore
     broadcast: Topic[str]
     static_dir: Path
+    login_guard: LoginGuard
 
 
 async def get_resources(connection: HTTPConnection) -> Resources:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from service_b.json_text import dump_json
+from service_b.login_limits import Claim
 from service_b.models import (
     ChannelArg,
     ErrorEvent,
@@ -31,7 +31,7 @@ from service_b.models import (
     Subscribed,
     SubscribeRequest,
 )
-from service_b.okx import verify_login
+from service_b.okx import Verdict, timestamp_seconds, verify_login
 from service_b.resources import Resources, ResourcesDep, SettingsDep
 from service_b.settings import Settings
 from service_b.store import ItemChange
@@ -259,6 +259,11 @@ async def broadcast(websocket: WebSocket, resources: ResourcesDep) -> None:
         await race(read, partial(peer.deliver, me, str))
 
 
+#: OKX's answers to a login it refuses for a reason of its own (its error codes and texts).
+TOO_FREQUENT = ErrorEvent(code="60014", msg="Requests too frequent")
+WRONG_PASSPHRASE = ErrorEvent(code="60024", msg="Wrong passphrase")
+
+
 class PrivateSession:
     """One client of `/ws/v5/private`: a login, then subscriptions to the items channel."""
 
@@ -280,26 +285,70 @@ class PrivateSession:
             await self._peer.send_text("pong")
 
     async def login(self) -> None:
-        """Accept only a valid login first; anything else is answered, then closes with 1008."""
+        """Accept only a valid login first; anything else is answered, then closes.
+
+        The rules, in order: a client address over its failure allowance is answered
+        60014 without its login being checked; a login must be signed by a known key,
+        stamped within the acceptance window, carry the key's passphrase if it has one,
+        and use a signature not used before. Each failure counts against the address and
+        the key. All of it is checked and recorded without an `await`, so two sessions
+        sending one signature at once cannot both pass.
+        """
         request = await self._receive()
         if not isinstance(request, dict) or request.get("op") != "login":
             await self._peer.send_model(ErrorEvent(code="60011", msg="Please log in"))
             raise PolicyViolation("login required")
+        guard = self._resources.login_guard
+        address = self._peer.websocket.client.host if self._peer.websocket.client else "-"
+        if not guard.address_allows(address):
+            await self._peer.send_model(TOO_FREQUENT)
+            raise PolicyViolation("too many failed logins; try again later")
+        answer, refusal, api_key = self._check_login(request)
+        if refusal is None:
+            await self._peer.send_model(answer)
+            return
+        if isinstance(refusal, PolicyViolation) and not guard.record_failure(address, api_key):
+            answer, refusal = (
+                TOO_FREQUENT,
+                PolicyViolation("too many failed logins; try again later"),
+            )
+        logger.info("login refused from %s: %s", address, refusal.reason)
+        await self._peer.send_model(answer)
+        raise refusal
+
+    def _check_login(
+        self, request: dict[str, Any]
+    ) -> tuple[BaseModel, PolicyViolation | TryAgainLater | None, str | None]:
+        """Give the answer to a login request, the error that ends the session, and its key."""
+        failed = PolicyViolation("authentication failed")
         try:
             login = LoginRequest.model_validate(request)
         except ValidationError:
-            accepted = False
-        else:
-            accepted = verify_login(
-                login.args[0],
-                self._settings.api_keys,
-                now=time.time(),
-                max_skew=self._settings.login_max_clock_skew_seconds,
-            )
-        if not accepted:
-            await self._peer.send_model(LoginFailed())
-            raise PolicyViolation("authentication failed")
-        await self._peer.send_model(LoginSucceeded())
+            return LoginFailed(), failed, None
+        args = login.args[0]
+        settings = self._settings
+        guard = self._resources.login_guard
+        now = guard.clock()
+        verdict = verify_login(
+            args,
+            settings.api_keys,
+            now=now,
+            expiry=settings.login_expiry_seconds,
+            max_skew=settings.login_max_clock_skew_seconds,
+        )
+        if verdict is Verdict.WRONG_PASSPHRASE:
+            return WRONG_PASSPHRASE, PolicyViolation("wrong passphrase"), args.api_key
+        if verdict is Verdict.REFUSED:
+            return LoginFailed(), failed, args.api_key
+        seconds = timestamp_seconds(args.timestamp)
+        assert seconds is not None  # noqa: S101 - an accepted login has a valid timestamp
+        until = seconds + settings.login_expiry_seconds
+        claim = guard.replays.claim(args.api_key, args.sign, until=until, now=now)
+        if claim is Claim.REPLAYED:
+            return LoginFailed(), failed, args.api_key
+        if claim is Claim.FULL:
+            return TOO_FREQUENT, TryAgainLater("too many logins at once; try again later"), None
+        return LoginSucceeded(), None, args.api_key
 
     async def serve_requests(self) -> None:
         """Answer subscribe requests until the client leaves."""
