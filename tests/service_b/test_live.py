@@ -28,7 +28,12 @@ READ_ONLY = [case for case in CASES if case.method == "GET" or case.status >= 40
 def live_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """Run B on a free port with its own database file, for the whole module."""
     database = tmp_path_factory.mktemp("live-b") / "items.sqlite3"
-    env = {"SERVICE_B_DATABASE_PATH": str(database), "SERVICE_B_WS_QUEUE_SIZE": "4"}
+    env = {
+        "SERVICE_B_DATABASE_PATH": str(database),
+        "SERVICE_B_WS_QUEUE_SIZE": "4",
+        # Every script's failed login comes from this one address: keep them all checked.
+        "SERVICE_B_LOGIN_FAILURES_BURST": "1000",
+    }
     with run_service("service_b", env=env) as service:
         yield service
 
