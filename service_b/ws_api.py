@@ -27,6 +27,8 @@ from service_b.models import (
     LoginFailed,
     LoginRequest,
     LoginSucceeded,
+    LoginTooFrequent,
+    LoginWrongPassphrase,
     StreamUpdate,
     Subscribed,
     SubscribeRequest,
@@ -259,11 +261,6 @@ async def broadcast(websocket: WebSocket, resources: ResourcesDep) -> None:
         await race(read, partial(peer.deliver, me, str))
 
 
-#: OKX's answers to a login it refuses for a reason of its own (its error codes and texts).
-TOO_FREQUENT = ErrorEvent(code="60014", msg="Requests too frequent")
-WRONG_PASSPHRASE = ErrorEvent(code="60024", msg="Wrong passphrase")
-
-
 class PrivateSession:
     """One client of `/ws/v5/private`: a login, then subscriptions to the items channel."""
 
@@ -301,7 +298,7 @@ class PrivateSession:
         guard = self._resources.login_guard
         address = self._peer.websocket.client.host if self._peer.websocket.client else "-"
         if not guard.address_allows(address):
-            await self._peer.send_model(TOO_FREQUENT)
+            await self._peer.send_model(LoginTooFrequent())
             raise PolicyViolation("too many failed logins; try again later")
         answer, refusal, api_key = self._check_login(request)
         if refusal is None:
@@ -309,7 +306,7 @@ class PrivateSession:
             return
         if isinstance(refusal, PolicyViolation) and not guard.record_failure(address, api_key):
             answer, refusal = (
-                TOO_FREQUENT,
+                LoginTooFrequent(),
                 PolicyViolation("too many failed logins; try again later"),
             )
         logger.info("login refused from %s: %s", address, refusal.reason)
@@ -337,7 +334,7 @@ class PrivateSession:
             max_skew=settings.login_max_clock_skew_seconds,
         )
         if verdict is Verdict.WRONG_PASSPHRASE:
-            return WRONG_PASSPHRASE, PolicyViolation("wrong passphrase"), args.api_key
+            return LoginWrongPassphrase(), PolicyViolation("wrong passphrase"), args.api_key
         if verdict is Verdict.REFUSED:
             return LoginFailed(), failed, args.api_key
         seconds = timestamp_seconds(args.timestamp)
@@ -347,7 +344,8 @@ class PrivateSession:
         if claim is Claim.REPLAYED:
             return LoginFailed(), failed, args.api_key
         if claim is Claim.FULL:
-            return TOO_FREQUENT, TryAgainLater("too many logins at once; try again later"), None
+            full = TryAgainLater("too many logins at once; try again later")
+            return LoginTooFrequent(), full, None
         return LoginSucceeded(), None, args.api_key
 
     async def serve_requests(self) -> None:
