@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         default=10_000,
         description="Most client addresses, and most API keys, whose failures are counted.",
     )
+    forwarded_allow_ips: list[str] = Field(
+        default=[],
+        description="Proxies (addresses or networks) whose X-Forwarded-For names the client "
+        "address, as the login limits count it (JSON list; none by default: the peer counts).",
+    )
     enable_pact_provider_states: bool = Field(
         default=False,
         description="Serve POST /_pact/provider_states for Pact verification. Never in production.",

@@ -182,3 +182,34 @@ def test_clean_shutdown_frees_the_port_and_removes_the_file(tmp_path: Path) -> N
     log = service.log()
     assert "Application shutdown complete" in log
     assert "demo API key" in log
+
+
+async def _failed_logins_answers(base_url: str, count: int) -> list[str]:
+    """Send `count` wrong logins, each of another key and naming another X-Forwarded-For."""
+    from service_b.login_message import login_message  # noqa: PLC0415
+
+    answers = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        for number in range(count):
+            headers = {"x-forwarded-for": f"10.0.0.{number}"}
+            async with connect_ws("/ws/v5/private", client, headers=headers) as ws:
+                await ws.send_text(login_message(f"key{number}", "wrong", "p", "1700000000"))
+                answers.append(json.loads(await ws.receive_text(5)).get("code", "failed"))
+    return answers
+
+
+@pytest.mark.anyio
+async def test_a_forged_forwarded_for_does_not_escape_the_failure_limit() -> None:
+    """B counts failed logins per peer address; X-Forwarded-For is believed from no one."""
+    with run_service("service_b", env={"SERVICE_B_DATABASE_PATH": ":memory:"}) as service:
+        answers = await _failed_logins_answers(service.base_url, 11)
+    assert ["failed"] * 10 + ["60014"] == answers
+
+
+@pytest.mark.anyio
+async def test_a_configured_proxy_names_the_client_address() -> None:
+    """With SERVICE_B_FORWARDED_ALLOW_IPS, each address that proxy names has its own allowance."""
+    env = {"SERVICE_B_DATABASE_PATH": ":memory:", "SERVICE_B_FORWARDED_ALLOW_IPS": '["127.0.0.1"]'}
+    with run_service("service_b", env=env) as service:
+        answers = await _failed_logins_answers(service.base_url, 11)
+    assert ["failed"] * 11 == answers
