@@ -53,19 +53,24 @@ async def hammer(base_url: str, seconds: float) -> Counter[str]:
     return answers
 
 
-def failed_logins(seconds: float = 3.0) -> Iterator[Row]:
-    """Measure checked and refused failed logins per second from one client on a real B."""
-    with run_service("service_b", env={"SERVICE_B_DATABASE_PATH": ":memory:"}) as b:
-        answers = anyio.run(hammer, b.base_url, seconds)
+def _row(where: str, answers: Counter[str], seconds: float) -> Row:
     checked = answers["Authentication failed"] / seconds
     refused = answers["60014"] / seconds
     allowed = BURST / seconds + RATE
-    yield Row(
-        "failed logins, one client, on B",
+    return Row(
+        f"failed logins, one client, {where}",
         f"{checked:.0f}/s checked, {refused:.0f}/s refused 60014 ({dict(answers)})",
         f"checked <= {allowed:.1f}/s (burst {BURST} + {RATE:g}/s)",
         ok=checked <= allowed,
     )
+
+
+def failed_logins(seconds: float = 3.0) -> Iterator[Row]:
+    """Measure checked and refused failed logins per second from one client, on B and via A."""
+    with run_service("service_b", env={"SERVICE_B_DATABASE_PATH": ":memory:"}) as b:
+        yield _row("on B", anyio.run(hammer, b.base_url, seconds), seconds)
+        with run_service("service_a", env={"SERVICE_A_SERVICE_B_URL": b.base_url}) as a:
+            yield _row("through A", anyio.run(hammer, a.base_url, seconds), seconds)
 
 
 PROBES = [failed_logins]
