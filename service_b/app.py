@@ -18,7 +18,7 @@ from service_b import http_api, pact_states, ws_api
 from service_b.body_limit import BodySizeLimit
 from service_b.http_api import DATA_FILE_NAME, DATA_TEXT
 from service_b.http_errors import install_http_error_handlers
-from service_b.login_limits import Clock, LoginGuard
+from service_b.login_guard import Clock, LoginGuard
 from service_b.resources import Resources
 from service_b.settings import Settings
 from service_b.store import ItemChange, ItemStore

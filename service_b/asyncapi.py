@@ -25,9 +25,11 @@ from service_b.websocket_errors import (
     InvalidPayload,
     MessageTooBig,
     PolicyViolation,
+    ServiceBWebSocketError,
     TryAgainLater,
     UnsupportedData,
 )
+from service_b.ws_api import LOGIN_REFUSALS
 
 _REF = "#/components/schemas/{model}"
 
@@ -74,6 +76,11 @@ def _operation(
     if reply is not None:
         operation["reply"] = {"channel": {"$ref": f"#/channels/{channel}"}, "messages": refs(reply)}
     return operation
+
+
+def _login_reasons(error: type[ServiceBWebSocketError]) -> list[str]:
+    """Give the close reasons of the logins refused with `error`, as `ws_api` sends them."""
+    return list(dict.fromkeys(r for _, e, r in LOGIN_REFUSALS.values() if e is error))
 
 
 def _close_codes(*codes: dict[str, Any]) -> str:
@@ -205,19 +212,14 @@ def asyncapi_document() -> dict[str, Any]:
                 {
                     "code": PolicyViolation.close_code,
                     "reason": "a failed login, or a request before login",
-                    "x-reasons": [
-                        "authentication failed",
-                        "wrong passphrase",
-                        "too many failed logins; try again later",
-                        "login required",
-                    ],
+                    "x-reasons": [*_login_reasons(PolicyViolation), "login required"],
                 },
                 _TOO_BIG,
                 {"code": TryAgainLater.close_code, "reason": "an outgoing queue that overflowed"},
                 {
                     "code": TryAgainLater.close_code,
                     "reason": "a login while the replay cache is full",
-                    "x-reasons": ["too many logins at once; try again later"],
+                    "x-reasons": _login_reasons(TryAgainLater),
                 },
             ],
         },

@@ -13,7 +13,7 @@ from typing import Annotated, cast
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from service_b.login_limits import LoginGuard
+from service_b.login_guard import LoginGuard
 from service_b.settings import Settings
 from service_b.store import ItemStore
 from service_b.topics import Topic

@@ -18,12 +18,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from service_b.json_text import dump_json
-from service_b.login_limits import Claim
+from service_b.login_guard import Outcome
 from service_b.models import (
     ChannelArg,
     ErrorEvent,
     ItemsPush,
     JsonReceived,
+    LoginArgs,
     LoginFailed,
     LoginRequest,
     LoginSucceeded,
@@ -33,7 +34,6 @@ from service_b.models import (
     Subscribed,
     SubscribeRequest,
 )
-from service_b.okx import Verdict, timestamp_seconds, verify_login
 from service_b.resources import Resources, ResourcesDep, SettingsDep
 from service_b.settings import Settings
 from service_b.store import ItemChange
@@ -43,6 +43,7 @@ from service_b.websocket_errors import (
     MessageTooBig,
     OriginRefused,
     PolicyViolation,
+    ServiceBWebSocketError,
     TryAgainLater,
     UnsupportedData,
 )
@@ -261,6 +262,19 @@ async def broadcast(websocket: WebSocket, resources: ResourcesDep) -> None:
         await race(read, partial(peer.deliver, me, str))
 
 
+#: Each refused login's answer, and the error (close code) and reason it closes with.
+LOGIN_REFUSALS: dict[Outcome, tuple[BaseModel, type[ServiceBWebSocketError], str]] = {
+    Outcome.FAILED: (LoginFailed(), PolicyViolation, "authentication failed"),
+    Outcome.WRONG_PASSPHRASE: (LoginWrongPassphrase(), PolicyViolation, "wrong passphrase"),
+    Outcome.TOO_FREQUENT: (
+        LoginTooFrequent(),
+        PolicyViolation,
+        "too many failed logins; try again later",
+    ),
+    Outcome.BUSY: (LoginTooFrequent(), TryAgainLater, "too many logins at once; try again later"),
+}
+
+
 class PrivateSession:
     """One client of `/ws/v5/private`: a login, then subscriptions to the items channel."""
 
@@ -284,69 +298,27 @@ class PrivateSession:
     async def login(self) -> None:
         """Accept only a valid login first; anything else is answered, then closes.
 
-        The rules, in order: a client address over its failure allowance is answered
-        60014 without its login being checked; a login must be signed by a known key,
-        stamped within the acceptance window, carry the key's passphrase if it has one,
-        and use a signature not used before. Each failure counts against the address and
-        the key. All of it is checked and recorded without an `await`, so two sessions
-        sending one signature at once cannot both pass.
+        What a login comes to is `LoginGuard.check`'s decision, made in one step of the
+        event loop (no `await` between checking a signature and recording its use).
         """
         request = await self._receive()
         if not isinstance(request, dict) or request.get("op") != "login":
             await self._peer.send_model(ErrorEvent(code="60011", msg="Please log in"))
             raise PolicyViolation("login required")
-        guard = self._resources.login_guard
-        address = self._peer.websocket.client.host if self._peer.websocket.client else "-"
-        if not guard.address_allows(address):
-            await self._peer.send_model(LoginTooFrequent())
-            raise PolicyViolation("too many failed logins; try again later")
-        answer, refusal, api_key = self._check_login(request)
-        if refusal is None:
-            await self._peer.send_model(answer)
-            return
-        if isinstance(refusal, PolicyViolation) and not guard.record_failure(address, api_key):
-            answer, refusal = (
-                LoginTooFrequent(),
-                PolicyViolation("too many failed logins; try again later"),
-            )
-        logger.info("login refused from %s: %s", address, refusal.reason)
-        await self._peer.send_model(answer)
-        raise refusal
-
-    def _check_login(
-        self, request: dict[str, Any]
-    ) -> tuple[BaseModel, PolicyViolation | TryAgainLater | None, str | None]:
-        """Give the answer to a login request, the error that ends the session, and its key."""
-        failed = PolicyViolation("authentication failed")
         try:
-            login = LoginRequest.model_validate(request)
+            args: LoginArgs | None = LoginRequest.model_validate(request).args[0]
         except ValidationError:
-            return LoginFailed(), failed, None
-        args = login.args[0]
-        settings = self._settings
-        guard = self._resources.login_guard
-        now = guard.clock()
-        verdict = verify_login(
-            args,
-            settings.api_keys,
-            now=now,
-            expiry=settings.login_expiry_seconds,
-            max_skew=settings.login_max_clock_skew_seconds,
-        )
-        if verdict is Verdict.WRONG_PASSPHRASE:
-            return LoginWrongPassphrase(), PolicyViolation("wrong passphrase"), args.api_key
-        if verdict is Verdict.REFUSED:
-            return LoginFailed(), failed, args.api_key
-        seconds = timestamp_seconds(args.timestamp)
-        assert seconds is not None  # noqa: S101 - an accepted login has a valid timestamp
-        until = seconds + settings.login_expiry_seconds
-        claim = guard.replays.claim(args.api_key, args.sign, until=until, now=now)
-        if claim is Claim.REPLAYED:
-            return LoginFailed(), failed, args.api_key
-        if claim is Claim.FULL:
-            full = TryAgainLater("too many logins at once; try again later")
-            return LoginTooFrequent(), full, None
-        return LoginSucceeded(), None, args.api_key
+            args = None
+        client = self._peer.websocket.client
+        address = "-" if client is None else client.host
+        outcome = self._resources.login_guard.check(args, address)
+        if outcome is Outcome.ACCEPTED:
+            await self._peer.send_model(LoginSucceeded())
+            return
+        answer, error, reason = LOGIN_REFUSALS[outcome]
+        logger.info("login from %s refused: %s", address, reason)
+        await self._peer.send_model(answer)
+        raise error(reason)
 
     async def serve_requests(self) -> None:
         """Answer subscribe requests until the client leaves."""

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service_b import Settings, create_app
-from service_b.login_limits import Claim, FailureLimiter, ReplayCache
+from service_b.login_guard import Claim, FailureLimiter, ReplayCache
 from service_b.login_message import login_message
 from service_b.settings import ApiKeyCredentials
 from tests.service_b.ws_scripts import LOGGED_IN, LOGIN_FAILED, SUBSCRIBE, SUBSCRIBED

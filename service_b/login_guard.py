@@ -1,11 +1,15 @@
-"""What B remembers about logins on `/ws/v5/private`: signatures used, and recent failures.
+"""What B decides about a login on `/ws/v5/private`, and what it remembers to decide it.
 
-Both are plain in-memory structures owned by one run of B (its lifespan creates the
-`LoginGuard`), read and changed without an `await` in between, so a check and the update
-that follows it are atomic in the event loop: two sessions sending the same signature at
-once cannot both pass. Memory is bounded: an entry ends when its time does (a signature
-with its acceptance window, a failure count when its bucket has refilled) and each table
-has a maximum size (settings).
+`LoginGuard.check` applies the rules (README, "The private endpoint") in order: the
+failure allowance of the client address, the key, signature, window and passphrase
+(`service_b.okx`), one use per signature, and the failure allowance of the API key.
+
+The signatures used and the recent failures are plain in-memory structures owned by one
+run of B (its lifespan creates the `LoginGuard`), read and changed without an `await` in
+between, so a check and the update that follows it are atomic in the event loop: two
+sessions sending the same signature at once cannot both pass. Memory is bounded: an entry
+ends when its time does (a signature with its acceptance window, a failure count when its
+bucket has refilled) and each table has a maximum size (settings).
 
 They are written here rather than taken from a library: a replay cache is a dict and a
 heap, a token bucket two floats, and the rate-limit libraries for ASGI count requests per
@@ -20,6 +24,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from service_b.models import LoginArgs
+from service_b.okx import Verdict, timestamp_seconds, verify_login
 from service_b.settings import Settings
 
 #: A clock giving Unix time in seconds; `time.time` unless a test injects its own.
@@ -123,12 +129,30 @@ class FailureLimiter:
             self._buckets.popitem(last=False)
 
 
+class Outcome(enum.Enum):
+    """What a login comes to; each refusal has its own answer and close code."""
+
+    ACCEPTED = "accepted"
+    #: An unreadable request, an unknown key, a wrong signature or time, a replay.
+    FAILED = "failed"
+    WRONG_PASSPHRASE = "wrong passphrase"  # noqa: S105 - an outcome's name, not a secret
+    #: The address, or the key, is over its failure allowance.
+    TOO_FREQUENT = "too frequent"
+    #: The replay cache is full of signatures still valid.
+    BUSY = "busy"
+
+
 class LoginGuard:
-    """The replay cache and the failure limits of one run of B, on one clock."""
+    """The login rules of one run of B: its keys, replay cache and failure limits, on one clock.
+
+    `check` reads and updates everything without an `await`: it is one step of the event
+    loop, so two sessions sending the same signature at once cannot both be accepted.
+    """
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
-        """Size everything from `settings`; read the time from `clock`."""
+        """Take the keys and limits from `settings`; read the time from `clock`."""
         self.clock = clock
+        self._settings = settings
         self.replays = ReplayCache(settings.login_replay_cache_size)
 
         def limiter() -> FailureLimiter:
@@ -141,18 +165,44 @@ class LoginGuard:
         self.by_address = limiter()
         self.by_key = limiter()
 
-    def address_allows(self, address: str) -> bool:
-        """Tell whether a login from `address` may be checked at all."""
-        return self.by_address.allows(address, self.clock())
+    def check(self, args: LoginArgs | None, address: str) -> Outcome:
+        """Decide on the login `args` (None: a request that is not a login's shape).
 
-    def record_failure(self, address: str, api_key: str | None) -> bool:
-        """Count a failed login of `api_key` from `address`; tell whether both were allowed.
-
-        The key's count never refuses a login before it is checked: a correct login with
-        a key under attack from elsewhere still succeeds. A failure over the key's
-        allowance is answered as too frequent instead.
+        An address over its allowance is refused before its login is checked. A failure
+        then costs the address and the key a token each; the key's count never refuses
+        a login before it is checked, so a correct login with a key under attack from
+        elsewhere still succeeds, and only a failure over the key's allowance is answered
+        as too frequent.
         """
         now = self.clock()
+        if not self.by_address.allows(address, now):
+            return Outcome.TOO_FREQUENT
+        outcome = Outcome.FAILED if args is None else self._verify(args, now)
+        if outcome not in {Outcome.FAILED, Outcome.WRONG_PASSPHRASE}:
+            return outcome
         address_allowed = self.by_address.charge(address, now)
-        key_allowed = api_key is None or self.by_key.charge(api_key, now)
-        return address_allowed and key_allowed
+        key_allowed = args is None or self.by_key.charge(args.api_key, now)
+        return outcome if address_allowed and key_allowed else Outcome.TOO_FREQUENT
+
+    def _verify(self, args: LoginArgs, now: float) -> Outcome:
+        settings = self._settings
+        expiry = settings.login_expiry_seconds
+        verdict = verify_login(
+            args,
+            settings.api_keys,
+            now=now,
+            expiry=expiry,
+            max_skew=settings.login_max_clock_skew_seconds,
+        )
+        if verdict is Verdict.WRONG_PASSPHRASE:
+            return Outcome.WRONG_PASSPHRASE
+        if verdict is Verdict.REFUSED:
+            return Outcome.FAILED
+        seconds = timestamp_seconds(args.timestamp)
+        assert seconds is not None  # noqa: S101 - an accepted login has a valid timestamp
+        claim = self.replays.claim(args.api_key, args.sign, until=seconds + expiry, now=now)
+        return {
+            Claim.FIRST_USE: Outcome.ACCEPTED,
+            Claim.REPLAYED: Outcome.FAILED,
+            Claim.FULL: Outcome.BUSY,
+        }[claim]
