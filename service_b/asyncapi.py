@@ -173,7 +173,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "Log in first (an OKX-style signature: base64(HMAC-SHA256(secret, timestamp + "
                 '"GET" + "/users/self/verify"))), then subscribe to the items channel to be '
                 'pushed every change to the items. The text "ping" is answered "pong". '
-                "A login is accepted from 30 s before B's clock to 5 s after it "
+                "A login's timestamp is accepted from 30 s before B's clock to 5 s after it "
                 "(SERVICE_B_LOGIN_EXPIRY_SECONDS, SERVICE_B_LOGIN_MAX_CLOCK_SKEW_SECONDS), "
                 "once: its signature, used again on any connection, is refused. A key "
                 "configured with a passphrase needs it (60024 otherwise). Failed logins are "
