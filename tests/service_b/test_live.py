@@ -184,6 +184,10 @@ def test_clean_shutdown_frees_the_port_and_removes_the_file(tmp_path: Path) -> N
     assert "demo API key" in log
 
 
+# A burst of 10 that refills one token in 1,000 s: however slow the machine, no refill.
+_LIMITED = {"SERVICE_B_DATABASE_PATH": ":memory:", "SERVICE_B_LOGIN_FAILURES_PER_SECOND": "0.001"}
+
+
 async def _failed_logins_answers(base_url: str, count: int) -> list[str]:
     """Send `count` wrong logins, each of another key and naming another X-Forwarded-For."""
     from service_b.login_message import login_message  # noqa: PLC0415
@@ -201,7 +205,7 @@ async def _failed_logins_answers(base_url: str, count: int) -> list[str]:
 @pytest.mark.anyio
 async def test_a_forged_forwarded_for_does_not_escape_the_failure_limit() -> None:
     """B counts failed logins per peer address; X-Forwarded-For is believed from no one."""
-    with run_service("service_b", env={"SERVICE_B_DATABASE_PATH": ":memory:"}) as service:
+    with run_service("service_b", env=_LIMITED) as service:
         answers = await _failed_logins_answers(service.base_url, 11)
     assert ["failed"] * 10 + ["60014"] == answers
 
@@ -209,7 +213,7 @@ async def test_a_forged_forwarded_for_does_not_escape_the_failure_limit() -> Non
 @pytest.mark.anyio
 async def test_a_configured_proxy_names_the_client_address() -> None:
     """With SERVICE_B_FORWARDED_ALLOW_IPS, each address that proxy names has its own allowance."""
-    env = {"SERVICE_B_DATABASE_PATH": ":memory:", "SERVICE_B_FORWARDED_ALLOW_IPS": '["127.0.0.1"]'}
+    env = {**_LIMITED, "SERVICE_B_FORWARDED_ALLOW_IPS": '["127.0.0.1"]'}
     with run_service("service_b", env=env) as service:
         answers = await _failed_logins_answers(service.base_url, 11)
     assert ["failed"] * 11 == answers
