@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> None:
         ws_max_size=protocol_max_message_bytes(settings.ws_max_message_bytes),
         http=edge_protocol(settings, open_file_limit),
         timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any local client, or
+        # any client of a proxy that passes the header on, could then pick the address the
+        # failed-login limit counts. Only the proxies configured are believed.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

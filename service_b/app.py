@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -19,6 +20,7 @@ from service_b import http_api, pact_states, ws_api
 from service_b.body_limit import BodySizeLimit
 from service_b.http_api import DATA_FILE_NAME, DATA_TEXT, STORE_UNAVAILABLE_DETAIL
 from service_b.http_errors import install_http_error_handlers
+from service_b.login_guard import Clock, LoginGuard
 from service_b.models import Detail
 from service_b.resources import Resources, State, open_store
 from service_b.settings import Settings
@@ -69,8 +71,11 @@ async def _store_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build B for `settings` (by default, from the environment)."""
+def create_app(settings: Settings | None = None, *, clock: Clock = time.time) -> FastAPI:
+    """Build B for `settings` (by default, from the environment).
+
+    `clock` gives the Unix time that logins are checked against (tests inject their own).
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     store=store,
                     broadcast=Topic[str](settings.ws_queue_size),
                     static_dir=Path(static_dir),
+                    login_guard=LoginGuard(settings, clock),
                 )
                 logger.info("service B ready, items in %s", store.kind)
                 yield State(resources=resources)

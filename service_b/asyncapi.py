@@ -15,6 +15,8 @@ from service_b.models import (
     LoginFailed,
     LoginRequest,
     LoginSucceeded,
+    LoginTooFrequent,
+    LoginWrongPassphrase,
     StreamUpdate,
     Subscribed,
     SubscribeRequest,
@@ -23,9 +25,11 @@ from service_b.websocket_errors import (
     InvalidPayload,
     MessageTooBig,
     PolicyViolation,
+    ServiceBWebSocketError,
     TryAgainLater,
     UnsupportedData,
 )
+from service_b.ws_api import LOGIN_REFUSALS
 
 _REF = "#/components/schemas/{model}"
 
@@ -37,6 +41,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (JsonReceived, "serialization"),
     (LoginSucceeded, "serialization"),
     (LoginFailed, "serialization"),
+    (LoginTooFrequent, "serialization"),
+    (LoginWrongPassphrase, "serialization"),
     (Subscribed, "serialization"),
     (ErrorEvent, "serialization"),
     (ItemsPush, "serialization"),
@@ -70,6 +76,11 @@ def _operation(
     if reply is not None:
         operation["reply"] = {"channel": {"$ref": f"#/channels/{channel}"}, "messages": refs(reply)}
     return operation
+
+
+def _login_reasons(error: type[ServiceBWebSocketError]) -> list[str]:
+    """Give the close reasons of the logins refused with `error`, as `ws_api` sends them."""
+    return list(dict.fromkeys(r for _, e, r in LOGIN_REFUSALS.values() if e is error))
 
 
 def _close_codes(*codes: dict[str, Any]) -> str:
@@ -161,7 +172,15 @@ def asyncapi_document() -> dict[str, Any]:
             "description": (
                 "Log in first (an OKX-style signature: base64(HMAC-SHA256(secret, timestamp + "
                 '"GET" + "/users/self/verify"))), then subscribe to the items channel to be '
-                'pushed every change to the items. The text "ping" is answered "pong".'
+                'pushed every change to the items. The text "ping" is answered "pong". '
+                "A login's timestamp is accepted from 30 s before B's clock to 5 s after it "
+                "(SERVICE_B_LOGIN_EXPIRY_SECONDS, SERVICE_B_LOGIN_MAX_CLOCK_SKEW_SECONDS), "
+                "once: its signature, used again on any connection, is refused. A key "
+                "configured with a passphrase needs it (60024 otherwise). Failed logins are "
+                "limited per client address and per API key (5 a second, bursts of 10 by "
+                "default): an address over its allowance is answered 60014 without its login "
+                "being checked, a key over it has its failures answered 60014; a correct "
+                "login from an address within its allowance always succeeds."
             ),
             "messages": {
                 "login": _json("The first message", payload(LoginRequest, received)),
@@ -170,7 +189,18 @@ def asyncapi_document() -> dict[str, Any]:
                 ),
                 "ping": _text("Keep-alive", {"type": "string", "const": "ping"}),
                 "loginSucceeded": _json("A valid login", payload(LoginSucceeded, sent)),
-                "loginFailed": _json("Any failed login", payload(LoginFailed, sent)),
+                "loginFailed": _json(
+                    "A wrong key, signature or timestamp, or a signature used already",
+                    payload(LoginFailed, sent),
+                ),
+                "loginTooFrequent": _json(
+                    "A login over the failed-login allowance, or beyond the replay cache",
+                    payload(LoginTooFrequent, sent),
+                ),
+                "loginWrongPassphrase": _json(
+                    "A right signature without its key's passphrase",
+                    payload(LoginWrongPassphrase, sent),
+                ),
                 "subscribed": _json("A subscription taken", payload(Subscribed, sent)),
                 "error": _json("A request B cannot serve", payload(ErrorEvent, sent)),
                 "itemsPush": _json("A change to the items", payload(ItemsPush, sent)),
@@ -182,9 +212,15 @@ def asyncapi_document() -> dict[str, Any]:
                 {
                     "code": PolicyViolation.close_code,
                     "reason": "a failed login, or a request before login",
+                    "x-reasons": [*_login_reasons(PolicyViolation), "login required"],
                 },
                 _TOO_BIG,
                 {"code": TryAgainLater.close_code, "reason": "an outgoing queue that overflowed"},
+                {
+                    "code": TryAgainLater.close_code,
+                    "reason": "a login while the replay cache is full",
+                    "x-reasons": _login_reasons(TryAgainLater),
+                },
             ],
         },
     }
@@ -213,7 +249,13 @@ def asyncapi_document() -> dict[str, Any]:
             "private",
             ["login"],
             "B checks the login",
-            reply=["loginSucceeded", "loginFailed", "error"],
+            reply=[
+                "loginSucceeded",
+                "loginFailed",
+                "loginTooFrequent",
+                "loginWrongPassphrase",
+                "error",
+            ],
         ),
         "receivePrivateSubscribe": _operation(
             "receive",

@@ -30,11 +30,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m service_b.login_message",
         description="Print a signed login message for ws://HOST:PORT/ws/v5/private. "
-        "It is valid for 30 seconds.",
+        "B accepts it once, within 30 seconds.",
     )
     parser.add_argument("--api-key", default=DEMO_API_KEY, help="default: the demo key abc")
     parser.add_argument("--secret", default=DEMO_API_SECRET, help="default: the demo secret def")
-    parser.add_argument("--passphrase", default="demo", help="sent as is; B does not check it")
+    parser.add_argument(
+        "--passphrase",
+        default="demo",
+        help="B checks it only for a key configured with a passphrase (the demo key has none)",
+    )
     parser.add_argument(
         "--timestamp",
         default=None,

@@ -155,11 +155,31 @@ class LoginSucceeded(Answer):
 
 
 class LoginFailed(Answer):
-    """The answer to any failed login; the connection then closes with 1008."""
+    """The answer to a failed login (a wrong key, signature or time, or a used signature)."""
 
     event: Literal["login"] = "login"
     success: Literal[False] = False
     message: Literal["Authentication failed"] = "Authentication failed"
+
+
+class LoginTooFrequent(Answer):
+    """OKX's 60014: a login from an address, or of a key, over its failed-login allowance.
+
+    The connection then closes with 1008; or with 1013 when B holds as many signatures
+    still in their window as it may (a login burst), and the client should try again.
+    """
+
+    event: Literal["error"] = "error"
+    code: Literal["60014"] = "60014"
+    msg: Literal["Requests too frequent"] = "Requests too frequent"
+
+
+class LoginWrongPassphrase(Answer):
+    """OKX's 60024: a login signed right, without its key's passphrase; then 1008."""
+
+    event: Literal["error"] = "error"
+    code: Literal["60024"] = "60024"
+    msg: Literal["Wrong passphrase"] = "Wrong passphrase"
 
 
 class Subscribed(Answer):

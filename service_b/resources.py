@@ -15,6 +15,7 @@ from typing import Annotated, TypedDict
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from service_b.login_guard import LoginGuard
 from service_b.settings import Settings
 from service_b.store import ItemChange, ItemStore, SQLiteItemStore
 from service_b.store_pg import PoolSettings, PostgresItemStore
@@ -49,6 +50,7 @@ class Resources:
     store: ItemStore
     broadcast: Topic[str]
     static_dir: Path
+    login_guard: LoginGuard
 
 
 class State(TypedDict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The documented demo credentials (`abc` / `def`). Fine on a laptop, never in production:
@@ -14,6 +14,24 @@ DEMO_API_SECRET = "def"  # noqa: S105 - a documented demo value, flagged at star
 
 #: The largest integer SQLite stores, and so the largest item id.
 SQLITE_MAX_INTEGER = 2**63 - 1
+
+
+class ApiKeyCredentials(BaseModel):
+    """An API key's secret, and the passphrase its logins must carry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret: SecretStr
+    passphrase: SecretStr
+
+
+#: What `SERVICE_B_API_KEYS` maps a key to: a bare secret (no passphrase check) or both.
+ApiKeyEntry = SecretStr | ApiKeyCredentials
+
+
+def _demo_keys() -> dict[str, ApiKeyEntry]:
+    # A bare secret: the demo key has no passphrase, so the documented client logs in.
+    return {DEMO_API_KEY: SecretStr(DEMO_API_SECRET)}
 
 
 class Settings(BaseSettings):
@@ -57,9 +75,11 @@ class Settings(BaseSettings):
         description="How long GET /status waits for the store's database to answer.",
     )
     # --- end of the item store's settings ---
-    api_keys: dict[str, SecretStr] = Field(
-        default_factory=lambda: {DEMO_API_KEY: SecretStr(DEMO_API_SECRET)},
-        description="API key to HMAC secret for /ws/v5/private, as a JSON object.",
+    api_keys: dict[str, ApiKeyEntry] = Field(
+        default_factory=_demo_keys,
+        description="API key to HMAC secret for /ws/v5/private, as a JSON object; a key may "
+        'map to {"secret": ..., "passphrase": ...} instead, and its logins must then carry '
+        "that passphrase.",
     )
     allowed_origins: list[str] = Field(
         default=[
@@ -86,9 +106,35 @@ class Settings(BaseSettings):
         default=64,
         description="Outgoing queue per broadcast or items subscriber; overflow closes with 1013.",
     )
-    login_max_clock_skew_seconds: Annotated[float, Field(gt=0)] = Field(
+    login_expiry_seconds: Annotated[float, Field(gt=0)] = Field(
         default=30.0,
-        description="How far a login timestamp may lie from B's clock.",
+        description="How long after its timestamp a login is accepted (OKX: 30 s).",
+    )
+    login_max_clock_skew_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=5.0,
+        description="How far in B's future a login timestamp may lie (the client's clock skew).",
+    )
+    login_replay_cache_size: Annotated[int, Field(ge=1)] = Field(
+        default=100_000,
+        description="Most accepted logins remembered (for their window) to refuse a replay; "
+        "when full, a new login is refused with 60014 and 1013.",
+    )
+    login_failures_per_second: Annotated[float, Field(gt=0)] = Field(
+        default=5.0,
+        description="Failed logins a second allowed per client address and per API key.",
+    )
+    login_failures_burst: Annotated[int, Field(ge=1)] = Field(
+        default=10,
+        description="Failed logins allowed at once per client address and per API key.",
+    )
+    login_rate_limit_entries: Annotated[int, Field(ge=1)] = Field(
+        default=10_000,
+        description="Most client addresses, and most API keys, whose failures are counted.",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default=[],
+        description="Proxies (addresses or networks) whose X-Forwarded-For names the client "
+        "address, as the login limits count it (JSON list; none by default: the peer counts).",
     )
     max_header_count: Annotated[int, Field(ge=1)] = Field(
         default=128,
@@ -141,5 +187,7 @@ class Settings(BaseSettings):
 
     def uses_demo_credentials(self) -> bool:
         """Tell whether the documented demo key pair is among the accepted credentials."""
-        secret = self.api_keys.get(DEMO_API_KEY)
-        return secret is not None and secret.get_secret_value() == DEMO_API_SECRET
+        entry = self.api_keys.get(DEMO_API_KEY)
+        if isinstance(entry, ApiKeyCredentials):
+            entry = entry.secret
+        return entry is not None and entry.get_secret_value() == DEMO_API_SECRET

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -19,19 +18,22 @@ from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from service_b.json_text import dump_json
+from service_b.login_guard import Outcome
 from service_b.models import (
     ChannelArg,
     ErrorEvent,
     ItemsPush,
     JsonReceived,
+    LoginArgs,
     LoginFailed,
     LoginRequest,
     LoginSucceeded,
+    LoginTooFrequent,
+    LoginWrongPassphrase,
     StreamUpdate,
     Subscribed,
     SubscribeRequest,
 )
-from service_b.okx import verify_login
 from service_b.resources import Resources, ResourcesDep, SettingsDep
 from service_b.settings import Settings
 from service_b.store import ItemChange
@@ -41,6 +43,7 @@ from service_b.websocket_errors import (
     MessageTooBig,
     OriginRefused,
     PolicyViolation,
+    ServiceBWebSocketError,
     TryAgainLater,
     UnsupportedData,
 )
@@ -259,6 +262,19 @@ async def broadcast(websocket: WebSocket, resources: ResourcesDep) -> None:
         await race(read, partial(peer.deliver, me, str))
 
 
+#: Each refused login's answer, and the error (close code) and reason it closes with.
+LOGIN_REFUSALS: dict[Outcome, tuple[BaseModel, type[ServiceBWebSocketError], str]] = {
+    Outcome.FAILED: (LoginFailed(), PolicyViolation, "authentication failed"),
+    Outcome.WRONG_PASSPHRASE: (LoginWrongPassphrase(), PolicyViolation, "wrong passphrase"),
+    Outcome.TOO_FREQUENT: (
+        LoginTooFrequent(),
+        PolicyViolation,
+        "too many failed logins; try again later",
+    ),
+    Outcome.BUSY: (LoginTooFrequent(), TryAgainLater, "too many logins at once; try again later"),
+}
+
+
 class PrivateSession:
     """One client of `/ws/v5/private`: a login, then subscriptions to the items channel."""
 
@@ -280,26 +296,29 @@ class PrivateSession:
             await self._peer.send_text("pong")
 
     async def login(self) -> None:
-        """Accept only a valid login first; anything else is answered, then closes with 1008."""
+        """Accept only a valid login first; anything else is answered, then closes.
+
+        What a login comes to is `LoginGuard.check`'s decision, made in one step of the
+        event loop (no `await` between checking a signature and recording its use).
+        """
         request = await self._receive()
         if not isinstance(request, dict) or request.get("op") != "login":
             await self._peer.send_model(ErrorEvent(code="60011", msg="Please log in"))
             raise PolicyViolation("login required")
         try:
-            login = LoginRequest.model_validate(request)
+            args: LoginArgs | None = LoginRequest.model_validate(request).args[0]
         except ValidationError:
-            accepted = False
-        else:
-            accepted = verify_login(
-                login.args[0],
-                self._settings.api_keys,
-                now=time.time(),
-                max_skew=self._settings.login_max_clock_skew_seconds,
-            )
-        if not accepted:
-            await self._peer.send_model(LoginFailed())
-            raise PolicyViolation("authentication failed")
-        await self._peer.send_model(LoginSucceeded())
+            args = None
+        client = self._peer.websocket.client
+        address = "-" if client is None else client.host
+        outcome = self._resources.login_guard.check(args, address)
+        if outcome is Outcome.ACCEPTED:
+            await self._peer.send_model(LoginSucceeded())
+            return
+        answer, error, reason = LOGIN_REFUSALS[outcome]
+        logger.info("login from %s refused: %s", address, reason)
+        await self._peer.send_model(answer)
+        raise error(reason)
 
     async def serve_requests(self) -> None:
         """Answer subscribe requests until the client leaves."""

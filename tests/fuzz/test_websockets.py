@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from wsproto.utilities import LocalProtocolError
 
+from service_b import Settings as BSettings
 from service_b.login_message import login_message
 from tests.conftest import use_service_b
 from tests.fuzz.abrupt import DroppableStream, DroppingWebSocketTransport
@@ -156,7 +157,7 @@ async def _send(ws: AsyncWebSocketSession, action: Text | Binary | Login) -> Non
         elif isinstance(action, Binary):
             await ws.send_bytes(action.data)
         else:
-            await ws.send_text(login_message("abc", "def", "fuzz", str(int(time.time()))))
+            await ws.send_text(login_message("abc", "def", "fuzz", f"{time.time():.6f}"))
     except LocalProtocolError:
         pass  # B closed after its last answer; reading next gives its close code.
 
@@ -283,7 +284,7 @@ async def _still_serves(client: httpx.AsyncClient, address: str) -> None:
         answer = await _answer(client, address, '{"still": "there"}')
         assert {"still": "there"} == answer["data"]
     elif address == "/ws/v5/private":
-        login = login_message("abc", "def", "fuzz", str(int(time.time())))
+        login = login_message("abc", "def", "fuzz", f"{time.time():.6f}")
         answer = await _answer(client, address, login)
         assert ("login", True) == (answer["event"], answer.get("success"))
     elif address == "/ws/stream":
@@ -295,6 +296,18 @@ async def _still_serves(client: httpx.AsyncClient, address: str) -> None:
         async with connect_ws(address, client) as listener, connect_ws(address, client) as ws:
             await ws.send_text("still there?")
             assert "New message: still there?" == await listener.receive_text(ANSWER_WITHIN)
+
+
+@pytest.fixture
+def b_settings() -> BSettings:
+    """Give B for fuzzing: every example meets one B, and most send failed logins.
+
+    B's failure limit per client address (every in-process client has the same one)
+    would soon answer each login 60014, the valid ones too, so it is raised out of reach.
+    """
+    return BSettings(
+        database_path=":memory:", login_failures_burst=1_000_000, login_failures_per_second=1e6
+    )
 
 
 @pytest.fixture(params=["B", "A in front of B"])

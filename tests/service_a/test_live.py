@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import anyio
 import httpx
@@ -30,6 +31,11 @@ def anyio_backend() -> str:
 READ_ONLY = [case for case in FORWARDED if case.method == "GET" or case.status >= 400]
 
 
+def _b_env(database: Path) -> dict[str, str]:
+    # Every script's failed login reaches B from A's one address: keep them all checked.
+    return {"SERVICE_B_DATABASE_PATH": str(database), "SERVICE_B_LOGIN_FAILURES_BURST": "1000"}
+
+
 def _a_env(b: ServiceProcess) -> dict[str, str]:
     return {"SERVICE_A_SERVICE_B_URL": b.base_url}
 
@@ -39,7 +45,7 @@ def live_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProce
     """Run B and A on free ports for the module; give A."""
     database = tmp_path_factory.mktemp("live-pair") / "items.sqlite3"
     with (
-        run_service("service_b", env={"SERVICE_B_DATABASE_PATH": str(database)}) as b,
+        run_service("service_b", env=_b_env(database)) as b,
         run_service("service_a", env=_a_env(b)) as a,
     ):
         yield a

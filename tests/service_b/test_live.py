@@ -35,7 +35,12 @@ READ_ONLY = [case for case in CASES if case.method == "GET" or case.status >= 40
 def live_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """Run B on a free port with its own database file, for the whole module."""
     database = tmp_path_factory.mktemp("live-b") / "items.sqlite3"
-    env = {"SERVICE_B_DATABASE_PATH": str(database), "SERVICE_B_WS_QUEUE_SIZE": "4"}
+    env = {
+        "SERVICE_B_DATABASE_PATH": str(database),
+        "SERVICE_B_WS_QUEUE_SIZE": "4",
+        # Every script's failed login comes from this one address: keep them all checked.
+        "SERVICE_B_LOGIN_FAILURES_BURST": "1000",
+    }
     with run_service("service_b", env=env) as service:
         yield service
 
@@ -184,3 +189,38 @@ def test_clean_shutdown_frees_the_port_and_removes_the_file(tmp_path: Path) -> N
     log = service.log()
     assert "Application shutdown complete" in log
     assert "demo API key" in log
+
+
+# A burst of 10 that refills one token in 1,000 s: however slow the machine, no refill.
+_LIMITED = {"SERVICE_B_DATABASE_PATH": ":memory:", "SERVICE_B_LOGIN_FAILURES_PER_SECOND": "0.001"}
+
+
+async def _failed_logins_answers(base_url: str, count: int) -> list[str]:
+    """Send `count` wrong logins, each of another key and naming another X-Forwarded-For."""
+    from service_b.login_message import login_message  # noqa: PLC0415
+
+    answers = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        for number in range(count):
+            headers = {"x-forwarded-for": f"10.0.0.{number}"}
+            async with connect_ws("/ws/v5/private", client, headers=headers) as ws:
+                await ws.send_text(login_message(f"key{number}", "wrong", "p", "1700000000"))
+                answers.append(json.loads(await ws.receive_text(5)).get("code", "failed"))
+    return answers
+
+
+@pytest.mark.anyio
+async def test_a_forged_forwarded_for_does_not_escape_the_failure_limit() -> None:
+    """B counts failed logins per peer address; X-Forwarded-For is believed from no one."""
+    with run_service("service_b", env=_LIMITED) as service:
+        answers = await _failed_logins_answers(service.base_url, 11)
+    assert ["failed"] * 10 + ["60014"] == answers
+
+
+@pytest.mark.anyio
+async def test_a_configured_proxy_names_the_client_address() -> None:
+    """With SERVICE_B_FORWARDED_ALLOW_IPS, each address that proxy names has its own allowance."""
+    env = {**_LIMITED, "SERVICE_B_FORWARDED_ALLOW_IPS": '["127.0.0.1"]'}
+    with run_service("service_b", env=env) as service:
+        answers = await _failed_logins_answers(service.base_url, 11)
+    assert ["failed"] * 11 == answers

@@ -10,9 +10,13 @@ from pydantic import SecretStr
 
 from service_b.login_message import main
 from service_b.models import LoginArgs
-from service_b.okx import sign, timestamp_seconds, verify_login
+from service_b.okx import Verdict, sign, timestamp_seconds, verify_login
+from service_b.settings import ApiKeyCredentials, ApiKeyEntry
 
-SECRETS = {"abc": SecretStr("def")}
+SECRETS: dict[str, ApiKeyEntry] = {
+    "abc": SecretStr("def"),
+    "pp": ApiKeyCredentials(secret=SecretStr("ghi"), passphrase=SecretStr("open sesame")),
+}
 
 
 def test_sign_matches_a_known_vector() -> None:
@@ -44,33 +48,48 @@ def test_malformed_timestamps_are_refused(timestamp: str) -> None:
     assert timestamp_seconds(timestamp) is None
 
 
-def _args(timestamp: str, secret: str = "def", api_key: str = "abc") -> LoginArgs:
+def _args(
+    timestamp: str, secret: str = "def", api_key: str = "abc", passphrase: str = "p"
+) -> LoginArgs:
     return LoginArgs(
-        apiKey=api_key, passphrase="p", timestamp=timestamp, sign=sign(secret, timestamp)
+        apiKey=api_key, passphrase=passphrase, timestamp=timestamp, sign=sign(secret, timestamp)
     )
 
 
 NOW = 1_700_000_000.0
 
 
+ACCEPTED, REFUSED, WRONG_PASSPHRASE = Verdict.ACCEPTED, Verdict.REFUSED, Verdict.WRONG_PASSPHRASE
+
+
 @pytest.mark.parametrize(
-    ("args", "accepted"),
+    ("args", "verdict"),
     [
-        (_args("1700000000"), True),
-        (_args("1700000030"), True),
-        (_args("1699999970"), True),
-        (_args("1700000031"), False),
-        (_args("1699999969"), False),
-        (_args("1700000000", secret="nope"), False),
-        (_args("1700000000", api_key="zzz"), False),
-        (_args("1700000029999"), True),  # milliseconds
-        (_args("1700000030001"), False),
-        (_args("1700000000.5"), True),
+        (_args("1700000000"), ACCEPTED),
+        (_args("1700000005"), ACCEPTED),  # 5 s early: the clock-skew allowance
+        (_args("1700000004.999"), ACCEPTED),
+        (_args("1700000005.001"), REFUSED),
+        (_args("1700000006"), REFUSED),
+        (_args("1700000029"), REFUSED),
+        (_args("1699999970"), ACCEPTED),  # 30 s late: OKX's expiry
+        (_args("1699999969"), REFUSED),
+        (_args("1700000000", secret="nope"), REFUSED),
+        (_args("1700000000", api_key="zzz"), REFUSED),
+        (_args("1699999970000"), ACCEPTED),  # milliseconds
+        (_args("1699999969999"), REFUSED),
+        (_args("1700000005001"), REFUSED),
+        (_args("1700000000.5"), ACCEPTED),
+        (_args("1700000000", "ghi", "pp", "open sesame"), ACCEPTED),
+        (_args("1700000000", "ghi", "pp", "open sesame!"), WRONG_PASSPHRASE),
+        (_args("1700000000", "ghi", "pp", ""), WRONG_PASSPHRASE),
+        (_args("1700000000", "nope", "pp", "open sesame!"), REFUSED),  # needs the secret
+        (_args("1700000040", "ghi", "pp", "open sesame!"), REFUSED),
+        (_args("1700000000", passphrase="anything"), ACCEPTED),  # a bare secret: no check
     ],
 )
-def test_verify_login(args: LoginArgs, accepted: bool) -> None:
-    """A login passes only with a known key, its secret's signature, and a time within 30 s."""
-    assert accepted == verify_login(args, SECRETS, now=NOW, max_skew=30)
+def test_verify_login(args: LoginArgs, verdict: Verdict) -> None:
+    """A login passes with a known key, its signature, a time from 30 s ago to 5 s ahead."""
+    assert verdict == verify_login(args, SECRETS, now=NOW, expiry=30, max_skew=5)
 
 
 def test_command_prints_a_signed_login(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,7 +99,7 @@ def test_command_prints_a_signed_login(capsys: pytest.CaptureFixture[str]) -> No
     assert "login" == message["op"]
     args = LoginArgs.model_validate(message["args"][0])
     assert "pp" == args.passphrase
-    assert verify_login(args, SECRETS, now=time.time(), max_skew=30)
+    assert ACCEPTED == verify_login(args, SECRETS, now=time.time(), expiry=30, max_skew=5)
 
 
 def test_command_takes_a_given_timestamp(capsys: pytest.CaptureFixture[str]) -> None:

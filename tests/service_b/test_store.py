@@ -440,7 +440,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         settings.database_reconnect_timeout_seconds,
         settings.database_status_timeout_seconds,
     )
-    assert {"k": "s"} == {k: v.get_secret_value() for k, v in settings.api_keys.items()}
+    assert {"k": SecretStr("s")} == settings.api_keys
     assert ["https://app.example"] == settings.allowed_origins
     assert (2048, 4096, 3) == (
         settings.ws_max_message_bytes,

@@ -38,12 +38,17 @@ class SendBytes:
 
 @dataclass(frozen=True)
 class SendLogin:
-    """Send a login signed now (shifted by `skew` seconds), in seconds, milliseconds or decimal."""
+    """Send a login signed now (shifted by `skew` seconds), in seconds, milliseconds or decimal.
+
+    B accepts a signature once, so the default is a timestamp to the microsecond: two
+    logins a test sends in the same second (or millisecond) are then still two signatures.
+    """
 
     api_key: str = "abc"
     secret: str = "def"
     skew: float = 0.0
-    unit: str = "s"
+    unit: str = "decimal"
+    passphrase: str = "passphrase"
 
     def text(self) -> str:
         """Give the signed login message."""
@@ -51,9 +56,9 @@ class SendLogin:
         timestamp = {
             "s": str(int(now)),
             "ms": str(int(now * 1000)),
-            "decimal": f"{now:.3f}",
+            "decimal": f"{now:.6f}",
         }[self.unit]
-        return login_message(self.api_key, self.secret, "passphrase", timestamp)
+        return login_message(self.api_key, self.secret, self.passphrase, timestamp)
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ BAD_SIGNED_LOGINS: list[tuple[str, dict[str, Any]]] = [
     ("unknown key", {"api_key": "nobody"}),
     ("stale timestamp", {"skew": -31}),
     ("future timestamp", {"skew": 31}),
+    ("future timestamp beyond the skew", {"skew": 7}),
     ("stale ms timestamp", {"skew": -60, "unit": "ms"}),
 ]
 
@@ -221,6 +227,7 @@ SCRIPTS = [
         "/ws/v5/private",
         [SendLogin(), ReceiveJson(LOGGED_IN), Send(SUBSCRIBE), ReceiveJson(SUBSCRIBED)],
     ),
+    Script("private login in s", "/ws/v5/private", [SendLogin(unit="s"), ReceiveJson(LOGGED_IN)]),
     Script("private login in ms", "/ws/v5/private", [SendLogin(unit="ms"), ReceiveJson(LOGGED_IN)]),
     Script(
         "private login decimal",
@@ -229,6 +236,9 @@ SCRIPTS = [
     ),
     Script(
         "private login 25 s late", "/ws/v5/private", [SendLogin(skew=-25), ReceiveJson(LOGGED_IN)]
+    ),
+    Script(
+        "private login 3 s early", "/ws/v5/private", [SendLogin(skew=3), ReceiveJson(LOGGED_IN)]
     ),
     Script(
         "private ping",
