@@ -90,6 +90,30 @@ def _add_colour(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "colour": "red"} if "item_id" in item else item
 
 
+def _id_as_string(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "item_id": str(item["item_id"])} if "item_id" in item else item
+
+
+def _flag_as_number(item: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(item.get("is_offer"), bool):
+        return {**item, "is_offer": int(item["is_offer"])}
+    return item
+
+
+def _items_rewritten(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Alteration:
+    """Alter every JSON object in B's answers under `/items`."""
+    rewrite = _json_objects(change)
+    return _rewrite_http(
+        lambda path, status, body: (status, rewrite(body) if path.startswith("/items") else body)
+    )
+
+
+#: B's items with their id as a string of digits: what a lenient check would convert.
+ids_as_strings = _items_rewritten(_id_as_string)
+#: B's items with their offer flag as 0 or 1.
+flags_as_numbers = _items_rewritten(_flag_as_number)
+
+
 def _without_b(app: ASGIApp) -> ASGIApp:
     async def altered(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/b/":
@@ -157,6 +181,16 @@ BREAKING: dict[str, tuple[Alteration, set[str]]] = {
             "a request to delete an item that does not exist",
         },
     ),
+    "item id as a string": (
+        ids_as_strings,
+        {
+            "a request for item 1",
+            "a request for a page of items",
+            "a request to create an item",
+            "a request to rename item 1",
+        },
+    ),
+    "offer flag as a number": (flags_as_numbers, {"a request to create an item"}),
     "no /b/": (_without_b, {"a request for B's own answer"}),
     "another echo prefix": (
         _rewrite_ws("/ws/echo", lambda text: text.replace("Echo: ", "You said: ", 1)),
