@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service_b import Settings as BSettings
+from service_b import create_app as create_b
+from tests.conftest import B_URL, use_service_b
+from tests.ws import InProcessWebSocketTransport
+
 Alteration = Callable[[ASGIApp], ASGIApp]
+
+
+@asynccontextmanager
+async def a_in_front_of(alteration: Alteration, a_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run `a_app` in front of an altered B, both in-process; give a client on A."""
+    async with (
+        LifespanManager(create_b(BSettings(database_path=":memory:"))) as b,
+        httpx.AsyncClient(
+            transport=InProcessWebSocketTransport(alteration(b.app)), base_url=B_URL
+        ) as b_client,
+    ):
+        use_service_b(a_app, b_client)
+        async with (
+            LifespanManager(a_app) as a,
+            httpx.AsyncClient(
+                transport=InProcessWebSocketTransport(a.app), base_url="http://service-a"
+            ) as client,
+        ):
+            yield client
 
 
 def _rewrite_http(rewrite: Callable[[str, int, bytes], tuple[int, bytes]]) -> Alteration:

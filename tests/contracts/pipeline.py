@@ -18,22 +18,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import openapi_spec_validator
 
 from service_b.export_contracts import COMMAND, rendered
 from tests.contracts.asyncapi_validation import errors as asyncapi_errors
 from tests.contracts.conftest import COMMITTED_PACT, CONTRACTS, PACT_NAME, ROOT
+from tests.contracts.failures import Failed, describe, is_a_failure
 from tests.contracts.providers import over_the_network, verify_pact
 from tests.contracts.smoke import smoke
 from tests.contracts.static_check import ASYNCAPI, OPENAPI, problems
@@ -50,18 +54,19 @@ class Row:
     interactions: str
     passed: bool
     seconds: float
+    broke: list[str] = field(default_factory=list)
 
 
-class Failed(Exception):
-    """A check failed; its message says what to do."""
+# pytest's `-rf` summary lines: `FAILED tests/x.py::test_y[param] - message`.
+PYTEST_FAILED = re.compile(r"^FAILED (\S+)(?: - (.*))?$", re.MULTILINE)
 
 
-def pytest(*paths: str, env: dict[str, str] | None = None) -> None:
+def run_pytest(*paths: str, env: dict[str, str] | None = None) -> None:
     """Run pytest on `paths` in a process of its own, its output kept; fail when it fails.
 
     The output is printed once pytest ends, so two runs side by side do not interleave.
     """
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths]
+    command = [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", *paths]
     done = subprocess.run(
         command,
         cwd=ROOT,
@@ -73,7 +78,11 @@ def pytest(*paths: str, env: dict[str, str] | None = None) -> None:
     )
     print(f"-- pytest {' '.join(paths)}\n{done.stdout.rstrip()}", flush=True)  # noqa: T201
     if done.returncode:
-        raise Failed(f"pytest {' '.join(paths)} failed")
+        failed = [
+            f"{test.split('/')[-1]}: {(why or '').strip()}".rstrip(": ")
+            for test, why in PYTEST_FAILED.findall(done.stdout)
+        ]
+        raise Failed(f"pytest {' '.join(paths)} failed", failed or ["see pytest's output above"])
 
 
 def _interactions(pact: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +97,7 @@ def _comparable(pact: dict[str, Any]) -> dict[str, Any]:
 def consumer_pact(update: bool) -> str:
     """Regenerate the pact from A's consumer tests; compare it with (or write) the committed one."""
     with tempfile.TemporaryDirectory() as folder:
-        pytest(
+        run_pytest(
             "tests/contracts/test_consumer_http.py",
             "tests/contracts/test_consumer_messages.py",
             env={"PACT_OUTPUT_DIR": folder},
@@ -109,7 +118,8 @@ def consumer_pact(update: bool) -> str:
             raise Failed(
                 f"A's consumer tests no longer match {COMMITTED_PACT.relative_to(ROOT)} "
                 f"({'; '.join(sorted(changes)) or 'metadata'}): "
-                "run `nox -s contracts -- --update`, review the diff and commit it"
+                "run `nox -s contracts -- --update`, review the diff and commit it",
+                sorted(changes) or ["the pact's metadata"],
             )
     return str(len(generated["interactions"]))
 
@@ -123,11 +133,15 @@ def schemas_current() -> str:
     """Check that B's schema files are what B's code generates, and valid documents."""
     stale = [name for name, text in rendered().items() if (CONTRACTS / name).read_text() != text]
     if stale:
-        raise Failed(f"{', '.join(stale)} out of date with B's code: run `{COMMAND}` and commit")
+        raise Failed(
+            f"{', '.join(stale)} out of date with B's code: run `{COMMAND}` and commit", stale
+        )
     openapi_spec_validator.validate(json.loads(OPENAPI.read_text()))
     found = asyncapi_errors(json.loads(ASYNCAPI.read_text()))
     if found:
-        raise Failed("the AsyncAPI document is not valid AsyncAPI 3.0:\n  " + "\n  ".join(found))
+        raise Failed(
+            "the AsyncAPI document is not valid AsyncAPI 3.0:\n  " + "\n  ".join(found), found
+        )
     return "-"
 
 
@@ -136,13 +150,13 @@ def pact_fits_schemas() -> str:
     documents = [json.loads(path.read_text()) for path in (COMMITTED_PACT, OPENAPI, ASYNCAPI)]
     found = problems(*documents)
     if found:
-        raise Failed("the pact does not fit B's schemas:\n  " + "\n  ".join(found))
+        raise Failed("the pact does not fit B's schemas:\n  " + "\n  ".join(found), found)
     return pact_interactions()
 
 
 def provider_in_process() -> str:
     """Verify the pact against B in-process, and the altered Bs."""
-    pytest("tests/contracts/test_provider.py")
+    run_pytest("tests/contracts/test_provider.py")
     return pact_interactions()
 
 
@@ -151,25 +165,42 @@ def provider_live() -> str:
     url = f"http://127.0.0.1:{B_PORT}"
     result = verify_pact(COMMITTED_PACT, url, over_the_network(url))
     if not result.passed:
-        raise Failed(f"live B fails {sorted(result.failed)}:\n{result.report}")
+        raise Failed(
+            f"live B fails {sorted(result.failed)}:\n{result.report}", sorted(result.failed)
+        )
     return str(result.interactions)
+
+
+async def _smoke_a(url: str) -> list[tuple[str, str | None]]:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        return [(result.check, result.problem) for result in await smoke(client)]
 
 
 def smoke_live() -> str:
     """Smoke-test A on 8001 in front of B: HTTP and every WebSocket relay."""
-    return f"{anyio.run(smoke, f'http://127.0.0.1:{A_PORT}')} checks"
+    results = anyio.run(_smoke_a, f"http://127.0.0.1:{A_PORT}")
+    failed = [f"{check}: {problem}" for check, problem in results if problem is not None]
+    if failed:
+        raise Failed("A in front of B fails the smoke test:\n  " + "\n  ".join(failed), failed)
+    return f"{len(results)} checks"
 
 
 def run(name: str, check: Callable[[], str], rows: list[Row]) -> list[Row]:
     """Run one check, time it, and add its row; give the rows."""
     print(f"\n== {name}", flush=True)  # noqa: T201 - this is a command-line report
     started = time.perf_counter()
+    broke: list[str] = []
     try:
         interactions, passed = check(), True
-    except (Failed, AssertionError) as failure:
-        print(f"FAILED: {failure}", flush=True)  # noqa: T201
+    except BaseException as failure:
+        # Whatever a check meets, it is the check's failure, reported in its row.
+        if not is_a_failure(failure):
+            raise
+        told = describe(failure)
+        print(f"FAILED: {told}", flush=True)  # noqa: T201
         interactions, passed = "-", False
-    rows.append(Row(name, interactions, passed, time.perf_counter() - started))
+        broke = failure.names if isinstance(failure, Failed) else [told.splitlines()[0]]
+    rows.append(Row(name, interactions, passed, time.perf_counter() - started, broke))
     return rows
 
 
@@ -179,7 +210,13 @@ def table(rows: list[Row]) -> str:
     for row in rows:
         result = "ok" if row.passed else "FAILED"
         lines.append(f"{row.check:<46} {row.interactions:>12}  {result:<6} {row.seconds:>7.1f}")
+        lines.extend(f"    {_shortened(what)}" for what in row.broke)
     return "\n".join(lines)
+
+
+def _shortened(what: str, width: int = 100) -> str:
+    line = what.splitlines()[0] if what else ""
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def run_live(rows: list[Row]) -> None:
@@ -188,20 +225,22 @@ def run_live(rows: list[Row]) -> None:
     taken = [str(port) for port in (B_PORT, A_PORT) if port_is_taken(port)]
     if taken:
         print(f"\nport {', '.join(taken)} is taken: stop what listens there, then run again")  # noqa: T201
-        rows.append(Row(start, "-", False, 0.0))
+        rows.append(Row(start, "-", False, 0.0, [f"port {', '.join(taken)} is taken"]))
         return
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as services:
         b_env = {
             "SERVICE_B_DATABASE_PATH": str(Path(folder) / "items.sqlite3"),
             "SERVICE_B_ENABLE_PACT_PROVIDER_STATES": "true",
         }
         a_env = {"SERVICE_A_SERVICE_B_URL": f"http://127.0.0.1:{B_PORT}"}
-        with (
-            run_service("service_b", port=B_PORT, env=b_env),
-            run_service("service_a", port=A_PORT, env=a_env),
-        ):
-            rows.append(Row(start, "-", True, time.perf_counter() - started))
+
+        def start_both() -> str:
+            # A service that never turns healthy is this row's failure, not a traceback.
+            services.enter_context(run_service("service_b", port=B_PORT, env=b_env))
+            services.enter_context(run_service("service_a", port=A_PORT, env=a_env))
+            return "-"
+
+        if run(start, start_both, rows)[-1].passed:
             run("live: B honours the pact (provider-state URL)", provider_live, rows)
             run("live: smoke test of A in front of B", smoke_live, rows)
 

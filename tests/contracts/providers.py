@@ -36,7 +36,8 @@ TEXT, JSON = "text/plain", "application/json"
 TIMEOUT = 5.0
 
 
-def _login(secret: str = DEMO_API_SECRET) -> str:
+def login_text(secret: str = DEMO_API_SECRET) -> str:
+    """Give a login message for B's demo key, signed now with `secret`."""
     return login_message(DEMO_API_KEY, secret, "pact", str(int(time.time())))
 
 
@@ -68,7 +69,7 @@ async def _stream(client: httpx.AsyncClient, params: Mapping[str, Any]) -> tuple
 
 async def _login_with(client: httpx.AsyncClient, secret: str) -> str:
     async with connect_ws("/ws/v5/private", client) as ws:
-        await ws.send_text(_login(secret))
+        await ws.send_text(login_text(secret))
         return await ws.receive_text(TIMEOUT)
 
 
@@ -82,7 +83,7 @@ async def _bad_login(client: httpx.AsyncClient, _: Mapping[str, Any]) -> tuple[s
 
 async def _subscribed(client: httpx.AsyncClient, _: Mapping[str, Any]) -> tuple[str, str]:
     async with connect_ws("/ws/v5/private", client) as ws:
-        await ws.send_text(_login())
+        await ws.send_text(login_text())
         await ws.receive_text(TIMEOUT)
         await ws.send_text(SUBSCRIBE)
         return "/ws/v5/private", await ws.receive_text(TIMEOUT)
@@ -90,7 +91,7 @@ async def _subscribed(client: httpx.AsyncClient, _: Mapping[str, Any]) -> tuple[
 
 async def _pushed(client: httpx.AsyncClient, params: Mapping[str, Any]) -> tuple[str, str]:
     async with connect_ws("/ws/v5/private", client) as ws:
-        await ws.send_text(_login())
+        await ws.send_text(login_text())
         await ws.receive_text(TIMEOUT)
         await ws.send_text(SUBSCRIBE)
         await ws.receive_text(TIMEOUT)

@@ -7,54 +7,28 @@ promises them: a string of digits is not an integer, and 0 or 1 is not a boolean
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from service_b import Settings as BSettings
-from service_b import create_app as create_b
-from tests.conftest import B_URL, use_service_b
-from tests.contracts.alterations import Alteration, flags_as_numbers, ids_as_strings
-from tests.ws import InProcessWebSocketTransport
+from tests.contracts.alterations import a_in_front_of, flags_as_numbers, ids_as_strings
 
 WHAT = "does not match what A expects"
 INTEGER, BOOLEAN = "Input should be a valid integer", "Input should be a valid boolean"
 
 
-@asynccontextmanager
-async def _a_in_front_of(
-    alteration: Alteration, a_app: FastAPI
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        LifespanManager(create_b(BSettings(database_path=":memory:"))) as b,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(alteration(b.app)), base_url=B_URL
-        ) as b_client,
-    ):
-        use_service_b(a_app, b_client)
-        async with (
-            LifespanManager(a_app) as a,
-            httpx.AsyncClient(
-                transport=InProcessWebSocketTransport(a.app), base_url="http://service-a"
-            ) as client,
-        ):
-            yield client
-
-
 @pytest.fixture
 async def a_before_string_ids(a_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Give a client on A in front of a B that sends its item ids as strings."""
-    async with _a_in_front_of(ids_as_strings, a_app) as client:
+    async with a_in_front_of(ids_as_strings, a_app) as client:
         yield client
 
 
 @pytest.fixture
 async def a_before_number_flags(a_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """Give a client on A in front of a B that sends its offer flags as 0 or 1."""
-    async with _a_in_front_of(flags_as_numbers, a_app) as client:
+    async with a_in_front_of(flags_as_numbers, a_app) as client:
         yield client
 
 
