@@ -4,7 +4,8 @@
 
 1. A's consumer tests regenerate the pact; it must equal contracts/pacts (or, with
    `--update`, it replaces it).
-2. B's OpenAPI and AsyncAPI files must be current and valid; the pact must fit them.
+2. B's OpenAPI and AsyncAPI files must be current and valid; the pact must fit them, and
+   PactFlow's comparator (`opc`, which nox installs with npm) must accept it against both.
 3. B must honour the pact, and altered Bs must fail or pass it as they should.
 4. B and A start on 8000 and 8001; the pact is verified against live B through its
    provider-state URL, and A in front of B gets a smoke test.
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,6 +57,11 @@ class Row:
     passed: bool
     seconds: float
     broke: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+
+class Skipped(Exception):
+    """A check cannot run here (a tool is missing); its row says so, and the run goes on."""
 
 
 # pytest's `-rf` summary lines: `FAILED tests/x.py::test_y[param] - message`.
@@ -154,6 +161,55 @@ def pact_fits_schemas() -> str:
     return pact_interactions()
 
 
+def comparator_command() -> str | None:
+    """Give PactFlow's comparator command (`opc`), as nox installed it or on the PATH."""
+    return os.environ.get("OPENAPI_PACT_COMPARATOR") or shutil.which("opc")
+
+
+def comparator_findings(command: str, pact: Path = COMMITTED_PACT) -> tuple[list[str], list[str]]:
+    """Run PactFlow's comparator on `pact` against B's documents; give errors and warnings.
+
+    Each finding names the interaction.
+    """
+    done = subprocess.run(
+        [command, "--oas", str(OPENAPI), "--asyncapi", str(ASYNCAPI), str(pact)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    results = [
+        result for line in done.stdout.splitlines() if line.strip() for result in json.loads(line)
+    ]
+    if not results and done.returncode:
+        raise Failed(f"opc failed: {done.stderr.strip()}", [done.stderr.strip() or "opc failed"])
+    errors, warnings = [], []
+    for result in results:
+        where = (result.get("mockDetails") or {}).get("interactionDescription") or "the pact"
+        told = f"{where!r}: {result['code']}: {result['message']}"
+        if result["type"] == "error":
+            errors.append(told)
+        elif result["type"] == "warning":
+            warnings.append(told)
+    return errors, warnings
+
+
+def pactflow_comparator() -> str:
+    """Run PactFlow's openapi-pact-comparator on the pact against both of B's documents.
+
+    It is what PactFlow's bi-directional contract testing runs: an error here is a pact
+    PactFlow would refuse. Its warnings (it cannot check `text/plain` bodies) are printed.
+    """
+    command = comparator_command()
+    if command is None:
+        raise Skipped("opc not found: `nox -s contracts` installs it with npm (Node.js needed)")
+    errors, warnings = comparator_findings(command)
+    for warning in warnings:
+        print(f"warning: {warning}")  # noqa: T201 - this is a command-line report
+    if errors:
+        raise Failed("PactFlow's comparator refuses the pact:\n  " + "\n  ".join(errors), errors)
+    return pact_interactions()
+
+
 def provider_in_process() -> str:
     """Verify the pact against B in-process, and the altered Bs."""
     run_pytest("tests/contracts/test_provider.py")
@@ -190,8 +246,12 @@ def run(name: str, check: Callable[[], str], rows: list[Row]) -> list[Row]:
     print(f"\n== {name}", flush=True)  # noqa: T201 - this is a command-line report
     started = time.perf_counter()
     broke: list[str] = []
+    skipped = False
     try:
         interactions, passed = check(), True
+    except Skipped as why:
+        print(f"SKIPPED: {why}", flush=True)  # noqa: T201
+        interactions, passed, skipped, broke = "-", True, True, [str(why)]
     except BaseException as failure:
         # Whatever a check meets, it is the check's failure, reported in its row.
         if not is_a_failure(failure):
@@ -200,7 +260,7 @@ def run(name: str, check: Callable[[], str], rows: list[Row]) -> list[Row]:
         print(f"FAILED: {told}", flush=True)  # noqa: T201
         interactions, passed = "-", False
         broke = failure.names if isinstance(failure, Failed) else [told.splitlines()[0]]
-    rows.append(Row(name, interactions, passed, time.perf_counter() - started, broke))
+    rows.append(Row(name, interactions, passed, time.perf_counter() - started, broke, skipped))
     return rows
 
 
@@ -208,7 +268,7 @@ def table(rows: list[Row]) -> str:
     """Render the closing table."""
     lines = [f"{'check':<46} {'interactions':>12}  {'result':<6} {'seconds':>7}"]
     for row in rows:
-        result = "ok" if row.passed else "FAILED"
+        result = "skip" if row.skipped else "ok" if row.passed else "FAILED"
         lines.append(f"{row.check:<46} {row.interactions:>12}  {result:<6} {row.seconds:>7.1f}")
         lines.extend(f"    {_shortened(what)}" for what in row.broke)
     return "\n".join(lines)
@@ -267,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(row for future in side_by_side for row in future.result())
     run("drift: B's OpenAPI and AsyncAPI files", schemas_current, rows)
     run("static: pact fits B's OpenAPI and AsyncAPI", pact_fits_schemas, rows)
+    run("static: PactFlow's comparator on the pact", pactflow_comparator, rows)
     offline = time.perf_counter() - started
     run_live(rows)
     print(f"\n{table(rows)}\n\neverything but the live steps: {offline:.1f} s (wall clock)")  # noqa: T201

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,8 +12,9 @@ from fastapi import FastAPI
 from httpx_ws import WebSocketUpgradeError
 
 from tests.contracts.alterations import BREAKING, a_in_front_of
+from tests.contracts.conftest import COMMITTED_PACT
 from tests.contracts.failures import Failed
-from tests.contracts.pipeline import Row, run, table
+from tests.contracts.pipeline import Row, comparator_command, comparator_findings, run, table
 from tests.contracts.smoke import CHECKS, smoke
 
 
@@ -112,3 +115,35 @@ async def test_smoke_names_each_check_an_altered_b_fails(a_app: FastAPI) -> None
     assert ["GET /a/call_b", "relay /ws/echo"] == sorted(problems)
     assert "expected 'Echo: smoke', got 'You said: smoke'" in problems["relay /ws/echo"]
     assert "GET /a/call_b: expected (200, {'b': 'b'}), got (502," in problems["GET /a/call_b"]
+
+
+@pytest.fixture
+def opc() -> str:
+    """Give PactFlow's comparator command; skip where it is not installed (nox installs it)."""
+    command = comparator_command()
+    if command is None:
+        pytest.skip("PactFlow's comparator (opc) is not installed; nox -s contracts installs it")
+    return command
+
+
+def test_pactflow_comparator_accepts_the_pact(opc: str) -> None:
+    """PactFlow's comparator finds no error in the committed pact against both documents."""
+    errors, _ = comparator_findings(opc)
+    assert [] == errors
+
+
+def test_pactflow_comparator_names_what_it_refuses(opc: str, tmp_path: Path) -> None:
+    """A message without its AsyncAPI reference, and a request B does not allow, are named."""
+    pact = json.loads(COMMITTED_PACT.read_text())
+    for interaction in pact["interactions"]:
+        if interaction["description"] == "a periodic update":
+            del interaction["comments"]["references"]
+        if interaction["description"] == "a request for item 1":
+            interaction["request"]["path"] = "/items/0"
+    changed = tmp_path / "pact.json"
+    changed.write_text(json.dumps(pact))
+    errors, _ = comparator_findings(opc, changed)
+    assert [
+        "'a periodic update': message.references.missing",
+        "'a request for item 1': request.path-or-method.unknown",
+    ] == sorted(": ".join(error.split(": ")[:2]) for error in errors)
