@@ -91,6 +91,29 @@ def _rewrite_ws(path: str, rewrite: Callable[[str], str]) -> Alteration:
     return alter
 
 
+def _rewrite_query(path: str, rewrite: Callable[[str], str]) -> Alteration:
+    """Alter the query string of WebSocket handshakes at `path` before B reads it."""
+
+    def alter(app: ASGIApp) -> ASGIApp:
+        async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "websocket" and scope["path"] == path:
+                query = rewrite(scope["query_string"].decode()).encode()
+                scope = {**scope, "query_string": query}
+            await app(scope, receive, send)
+
+        return altered
+
+    return alter
+
+
+def _slowest(query: str, floor: float = 1.0) -> str:
+    pairs = [pair.partition("=") for pair in query.split("&") if pair]
+    return "&".join(
+        f"{key}={max(float(value), floor)}" if key == "interval" else f"{key}{eq}{value}"
+        for key, eq, value in pairs
+    )
+
+
 def _map_json(value: Any, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
     if isinstance(value, dict):
         return change({key: _map_json(item, change) for key, item in value.items()})
@@ -219,6 +242,15 @@ BREAKING: dict[str, tuple[Alteration, set[str]]] = {
         },
     ),
     "offer flag as a number": (flags_as_numbers, {"a request to create an item"}),
+    # B stops honouring a parameter, while its default still gives valid-looking messages.
+    "stream interval renamed": (
+        _rewrite_query("/ws/stream", lambda query: query.replace("interval=", "period=")),
+        {"a periodic update"},
+    ),
+    "stream never faster than 1 s": (
+        _rewrite_query("/ws/stream", _slowest),
+        {"a periodic update"},
+    ),
     "no /b/": (_without_b, {"a request for B's own answer"}),
     "another echo prefix": (
         _rewrite_ws("/ws/echo", lambda text: text.replace("Echo: ", "You said: ", 1)),

@@ -7,6 +7,7 @@ httpx client they are given, in-process or over the network, and return what B s
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import threading
@@ -14,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from starlette.types import ASGIApp
 
 from service_b.login_message import login_message
 from service_b.settings import DEMO_API_KEY, DEMO_API_SECRET
+from tests.contracts.failures import describe, is_a_failure
 from tests.ws import InProcessWebSocketTransport, connect_ws
 
 Scenario = Callable[[httpx.AsyncClient, Mapping[str, Any]], Awaitable[tuple[str, str]]]
@@ -34,6 +37,9 @@ ClientFactory = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
 SUBSCRIBE = json.dumps({"op": "subscribe", "args": [{"channel": "items"}]})
 TEXT, JSON = "text/plain", "application/json"
 TIMEOUT = 5.0
+# Updates received to tell B's interval from its gaps: two gaps, so one late tick is not all.
+STREAM_UPDATES = 3
+ASYNCAPI = Path(__file__).parents[2] / "contracts" / "service_b.asyncapi.json"
 
 
 def login_text(secret: str = DEMO_API_SECRET) -> str:
@@ -62,9 +68,43 @@ async def _broadcast(client: httpx.AsyncClient, params: Mapping[str, Any]) -> tu
         return "/ws/broadcast", await listener.receive_text(TIMEOUT)
 
 
+class NotHonoured(AssertionError):
+    """B sent a valid-looking message, but not the one the state's parameters ask for."""
+
+
+def stream_default_interval(asyncapi: Path = ASYNCAPI) -> float:
+    """Give the interval B's AsyncAPI document gives `/ws/stream` when none is asked for."""
+    document = json.loads(asyncapi.read_text())
+    query = document["channels"]["stream"]["bindings"]["ws"]["query"]
+    default: float = query["properties"]["interval"]["default"]
+    return default
+
+
+def check_interval(asked: float, updates: list[str], default: float) -> None:
+    """Fail unless B's updates came `asked` seconds apart, not its default's, by B's own stamps.
+
+    An update of B's default interval is as valid as one of the asked interval, so the
+    message alone proves nothing: the gaps between B's timestamps tell which interval B
+    used. Each gap must be nearer the asked interval than the default (under their
+    midpoint), which leaves B room to run late without a false alarm.
+    """
+    stamps = [datetime.fromisoformat(json.loads(update)["timestamp"]) for update in updates]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(stamps)]
+    limit = (asked + default) / 2
+    if any(gap >= limit for gap in gaps):
+        shown = ", ".join(f"{gap:.3f}" for gap in gaps)
+        raise NotHonoured(
+            f"/ws/stream?interval={asked}: B's updates came {shown} s apart by its own "
+            f"timestamps, not {asked} s: B did not honour the interval (its default is {default} s)"
+        )
+
+
 async def _stream(client: httpx.AsyncClient, params: Mapping[str, Any]) -> tuple[str, str]:
+    asked = float(params["interval"])
     async with connect_ws(f"/ws/stream?interval={params['interval']}", client) as ws:
-        return "/ws/stream", await ws.receive_text(TIMEOUT)
+        updates = [await ws.receive_text(TIMEOUT) for _ in range(STREAM_UPDATES)]
+    check_interval(asked, updates, stream_default_interval())
+    return "/ws/stream", updates[0]
 
 
 async def _login_with(client: httpx.AsyncClient, secret: str) -> str:
@@ -112,12 +152,16 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
 }
 
 
-def message_producer(clients: ClientFactory) -> Callable[[str, dict[str, Any] | None], Any]:
+def message_producer(
+    clients: ClientFactory, problems: dict[str, str] | None = None
+) -> Callable[[str, dict[str, Any] | None], Any]:
     """Give a Pact message handler that acts out each message's state against B.
 
     `clients` opens the httpx client the scenario talks to B through. The handler runs on
-    pact's own server thread, so each message gets an event loop of its own.
+    pact's own server thread, so each message gets an event loop of its own. Why a scenario
+    failed goes into `problems` by message: Pact itself reports only that no message came.
     """
+    found = {} if problems is None else problems
 
     async def act(state: str, params: Mapping[str, Any]) -> tuple[str, str]:
         scenario, _ = SCENARIOS[state]
@@ -129,7 +173,12 @@ def message_producer(clients: ClientFactory) -> Callable[[str, dict[str, Any] | 
         state, params = states[0].get("name", ""), states[0].get("params") or {}
         if state not in SCENARIOS:
             raise LookupError(f"no scenario for the state of message {name!r}: {state!r}")
-        channel, text = anyio.run(act, state, params)
+        try:
+            channel, text = anyio.run(act, state, params)
+        except BaseException as exc:
+            if is_a_failure(exc):
+                found[name] = describe(exc)
+            raise
         return {
             "contents": text.encode(),
             "content_type": SCENARIOS[state][1],
@@ -205,12 +254,13 @@ def verify_pact(pact_file: Path, base_url: str, clients: ClientFactory) -> Verif
     HTTP interactions go to `base_url`, whose provider-state endpoint sets up their states;
     messages are acted out through the clients `clients` opens.
     """
+    problems: dict[str, str] = {}
     verifier = (
         Verifier("service-b", host="127.0.0.1")
         .add_transport(url=base_url)
         .add_source(pact_file)
         .state_handler(f"{base_url}/_pact/provider_states", teardown=True, body=True)
-        .message_handler(message_producer(clients))
+        .message_handler(message_producer(clients, problems))
         .set_coloured_output(enabled=False)
     )
     interactions = len(json.loads(pact_file.read_text())["interactions"])
@@ -224,7 +274,12 @@ def verify_pact(pact_file: Path, base_url: str, clients: ClientFactory) -> Verif
             for result in results["interactionResults"]
             if result["result"] != "OK" and not result["pending"]
         }
-        return Verification(False, interactions, failed, verifier.output(strip_ansi=True))
+        report = verifier.output(strip_ansi=True)
+        if problems:
+            report += "\nWhy B sent no message:\n" + "".join(
+                f"  {name}: {why}\n" for name, why in sorted(problems.items())
+            )
+        return Verification(False, interactions, failed, report)
     _close_relays(verifier)
     return Verification(True, interactions)
 

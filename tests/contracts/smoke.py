@@ -17,7 +17,13 @@ import httpx
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect
 
 from tests.contracts.failures import describe, is_a_failure
-from tests.contracts.providers import SUBSCRIBE, login_text
+from tests.contracts.providers import (
+    STREAM_UPDATES,
+    SUBSCRIBE,
+    check_interval,
+    login_text,
+    stream_default_interval,
+)
 from tests.ws import connect_ws
 
 CHECK_SECONDS = 15.0
@@ -109,10 +115,12 @@ async def _json_channel(client: httpx.AsyncClient) -> None:
 
 async def _stream(client: httpx.AsyncClient) -> None:
     async with connect_ws("/ws/stream?interval=0.05", client) as ws:
-        for _ in range(2):
-            update = _json("/ws/stream: an update", await ws.receive_text(RECEIVE_SECONDS))
-            expect_type("/ws/stream: an update's timestamp", str, update.get("timestamp"))
-            expect_type("/ws/stream: an update's message", str, update.get("message"))
+        updates = [await ws.receive_text(RECEIVE_SECONDS) for _ in range(STREAM_UPDATES)]
+    for text in updates:
+        update = _json("/ws/stream: an update", text)
+        expect_type("/ws/stream: an update's timestamp", str, update.get("timestamp"))
+        expect_type("/ws/stream: an update's message", str, update.get("message"))
+    check_interval(0.05, updates, stream_default_interval())
 
 
 async def _stream_refused(client: httpx.AsyncClient) -> None:
