@@ -91,6 +91,27 @@ def _rewrite_ws(path: str, rewrite: Callable[[str], str]) -> Alteration:
     return alter
 
 
+def _rewrite_close(path: str, codes: dict[int, int]) -> Alteration:
+    """Alter the close codes B sends on the WebSocket at `path` (old code to new)."""
+
+    def alter(app: ASGIApp) -> ASGIApp:
+        async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "websocket" or scope["path"] != path:
+                await app(scope, receive, send)
+                return
+
+            async def recoded(message: Message) -> None:
+                if message["type"] == "websocket.close" and message.get("code") in codes:
+                    message = {**message, "code": codes[message["code"]]}
+                await send(message)
+
+            await app(scope, receive, recoded)
+
+        return altered
+
+    return alter
+
+
 def _rewrite_query(path: str, rewrite: Callable[[str], str]) -> Alteration:
     """Alter the query string of WebSocket handshakes at `path` before B reads it."""
 
@@ -250,6 +271,19 @@ BREAKING: dict[str, tuple[Alteration, set[str]]] = {
     "stream never faster than 1 s": (
         _rewrite_query("/ws/stream", _slowest),
         {"a periodic update"},
+    ),
+    # A close code, or a message variant no other interaction exemplifies.
+    "failed-login close code changes": (
+        _rewrite_close("/ws/v5/private", {1008: 4003}),
+        {"a failed login", "a request before login"},
+    ),
+    "deleted push renamed": (
+        _rewrite_ws("/ws/v5/private", lambda text: text.replace('"deleted"', '"removed"')),
+        {"an item deletion pushed after subscribe"},
+    ),
+    "pong renamed": (
+        _rewrite_ws("/ws/v5/private", lambda text: "PONG" if text == "pong" else text),
+        {"a pong to a ping"},
     ),
     "no /b/": (_without_b, {"a request for B's own answer"}),
     "another echo prefix": (

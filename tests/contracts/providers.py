@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import httpx
 import uvicorn
 from asgi_lifespan import LifespanManager
+from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect
 from pact import Verifier
 from starlette.types import ASGIApp
 
@@ -31,7 +33,7 @@ from service_b.settings import DEMO_API_KEY, DEMO_API_SECRET
 from tests.contracts.failures import describe, is_a_failure
 from tests.ws import InProcessWebSocketTransport, connect_ws
 
-Scenario = Callable[[httpx.AsyncClient, Mapping[str, Any]], Awaitable[tuple[str, str]]]
+Scenario = Callable[[httpx.AsyncClient, Mapping[str, Any]], Awaitable["Sent"]]
 ClientFactory = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 SUBSCRIBE = json.dumps({"op": "subscribe", "args": [{"channel": "items"}]})
@@ -42,30 +44,48 @@ STREAM_UPDATES = 3
 ASYNCAPI = Path(__file__).parents[2] / "contracts" / "service_b.asyncapi.json"
 
 
+@dataclass
+class Sent:
+    """What B sent in a scenario: the message on its channel, and the close that followed."""
+
+    channel: str
+    text: str
+    close_code: int | None = None
+
+
+async def _close_code(ws: AsyncWebSocketSession) -> int:
+    """Wait for B to close the session; give its code (a message instead is a failure)."""
+    try:
+        text = await ws.receive_text(TIMEOUT)
+    except WebSocketDisconnect as closed:
+        return closed.code
+    raise NotHonoured(f"B sent {text!r} where it should close the session")
+
+
 def login_text(secret: str = DEMO_API_SECRET) -> str:
     """Give a login message for B's demo key, signed now with `secret`."""
     return login_message(DEMO_API_KEY, secret, "pact", str(int(time.time())))
 
 
-async def _echo(client: httpx.AsyncClient, params: Mapping[str, Any]) -> tuple[str, str]:
+async def _echo(client: httpx.AsyncClient, params: Mapping[str, Any]) -> Sent:
     async with connect_ws("/ws/echo", client) as ws:
         await ws.send_text(params["text"])
-        return "/ws/echo", await ws.receive_text(TIMEOUT)
+        return Sent("/ws/echo", await ws.receive_text(TIMEOUT))
 
 
-async def _json(client: httpx.AsyncClient, params: Mapping[str, Any]) -> tuple[str, str]:
+async def _json(client: httpx.AsyncClient, params: Mapping[str, Any]) -> Sent:
     async with connect_ws("/ws/json", client) as ws:
         await ws.send_text(params["text"])
-        return "/ws/json", await ws.receive_text(TIMEOUT)
+        return Sent("/ws/json", await ws.receive_text(TIMEOUT))
 
 
-async def _broadcast(client: httpx.AsyncClient, params: Mapping[str, Any]) -> tuple[str, str]:
+async def _broadcast(client: httpx.AsyncClient, params: Mapping[str, Any]) -> Sent:
     async with (
         connect_ws("/ws/broadcast", client) as listener,
         connect_ws("/ws/broadcast", client) as sender,
     ):
         await sender.send_text(params["text"])
-        return "/ws/broadcast", await listener.receive_text(TIMEOUT)
+        return Sent("/ws/broadcast", await listener.receive_text(TIMEOUT))
 
 
 class NotHonoured(AssertionError):
@@ -99,44 +119,85 @@ def check_interval(asked: float, updates: list[str], default: float) -> None:
         )
 
 
-async def _stream(client: httpx.AsyncClient, params: Mapping[str, Any]) -> tuple[str, str]:
+async def _stream(client: httpx.AsyncClient, params: Mapping[str, Any]) -> Sent:
     asked = float(params["interval"])
     async with connect_ws(f"/ws/stream?interval={params['interval']}", client) as ws:
         updates = [await ws.receive_text(TIMEOUT) for _ in range(STREAM_UPDATES)]
     check_interval(asked, updates, stream_default_interval())
-    return "/ws/stream", updates[0]
+    return Sent("/ws/stream", updates[0])
 
 
-async def _login_with(client: httpx.AsyncClient, secret: str) -> str:
+async def _good_login(client: httpx.AsyncClient, _: Mapping[str, Any]) -> Sent:
     async with connect_ws("/ws/v5/private", client) as ws:
-        await ws.send_text(login_text(secret))
-        return await ws.receive_text(TIMEOUT)
+        await ws.send_text(login_text())
+        return Sent("/ws/v5/private", await ws.receive_text(TIMEOUT))
 
 
-async def _good_login(client: httpx.AsyncClient, _: Mapping[str, Any]) -> tuple[str, str]:
-    return "/ws/v5/private", await _login_with(client, DEMO_API_SECRET)
+async def _refused(client: httpx.AsyncClient, first: str) -> Sent:
+    async with connect_ws("/ws/v5/private", client) as ws:
+        await ws.send_text(first)
+        answer = await ws.receive_text(TIMEOUT)
+        return Sent("/ws/v5/private", answer, await _close_code(ws))
 
 
-async def _bad_login(client: httpx.AsyncClient, _: Mapping[str, Any]) -> tuple[str, str]:
-    return "/ws/v5/private", await _login_with(client, "not-the-secret")
+async def _bad_login(client: httpx.AsyncClient, _: Mapping[str, Any]) -> Sent:
+    return await _refused(client, login_text("not-the-secret"))
 
 
-async def _subscribed(client: httpx.AsyncClient, _: Mapping[str, Any]) -> tuple[str, str]:
+async def _before_login(client: httpx.AsyncClient, _: Mapping[str, Any]) -> Sent:
+    return await _refused(client, SUBSCRIBE)
+
+
+async def _ping(client: httpx.AsyncClient, _: Mapping[str, Any]) -> Sent:
+    async with connect_ws("/ws/v5/private", client) as ws:
+        await ws.send_text("ping")
+        return Sent("/ws/v5/private", await ws.receive_text(TIMEOUT))
+
+
+async def _subscribed(client: httpx.AsyncClient, _: Mapping[str, Any]) -> Sent:
     async with connect_ws("/ws/v5/private", client) as ws:
         await ws.send_text(login_text())
         await ws.receive_text(TIMEOUT)
         await ws.send_text(SUBSCRIBE)
-        return "/ws/v5/private", await ws.receive_text(TIMEOUT)
+        return Sent("/ws/v5/private", await ws.receive_text(TIMEOUT))
 
 
-async def _pushed(client: httpx.AsyncClient, params: Mapping[str, Any]) -> tuple[str, str]:
+async def _change_pushed(
+    client: httpx.AsyncClient, name: str, change: Literal["created", "updated", "deleted"]
+) -> Sent:
+    """Make the change to an item named `name` while subscribed; give its push.
+
+    The item is created first (so that it exists, on a live B too), then updated to
+    `name` or deleted; the pushes of the earlier changes are read and left out.
+    """
     async with connect_ws("/ws/v5/private", client) as ws:
         await ws.send_text(login_text())
         await ws.receive_text(TIMEOUT)
         await ws.send_text(SUBSCRIBE)
         await ws.receive_text(TIMEOUT)
-        (await client.post("/items", json={"name": params["name"]})).raise_for_status()
-        return "/ws/v5/private", await ws.receive_text(TIMEOUT)
+        created = await client.post("/items", json={"name": name})
+        created.raise_for_status()
+        push = await ws.receive_text(TIMEOUT)
+        location = created.headers["location"]
+        if change == "updated":
+            (await client.put(location, json={"name": name})).raise_for_status()
+            push = await ws.receive_text(TIMEOUT)
+        elif change == "deleted":
+            (await client.delete(location)).raise_for_status()
+            push = await ws.receive_text(TIMEOUT)
+        return Sent("/ws/v5/private", push)
+
+
+async def _pushed(client: httpx.AsyncClient, params: Mapping[str, Any]) -> Sent:
+    return await _change_pushed(client, params["name"], "created")
+
+
+async def _pushed_update(client: httpx.AsyncClient, params: Mapping[str, Any]) -> Sent:
+    return await _change_pushed(client, params["name"], "updated")
+
+
+async def _pushed_deletion(client: httpx.AsyncClient, params: Mapping[str, Any]) -> Sent:
+    return await _change_pushed(client, params["name"], "deleted")
 
 
 #: Each message state of A's pact: how to make B send the message, and its content type.
@@ -149,6 +210,10 @@ SCENARIOS: dict[str, tuple[Scenario, str]] = {
     "a client logged in on /ws/v5/private with a wrong signature": (_bad_login, JSON),
     "a logged-in client subscribed to items on /ws/v5/private": (_subscribed, JSON),
     "a subscribed client on /ws/v5/private saw an item created": (_pushed, JSON),
+    "a subscribed client on /ws/v5/private saw an item updated": (_pushed_update, JSON),
+    "a subscribed client on /ws/v5/private saw an item deleted": (_pushed_deletion, JSON),
+    "a client sent a request before logging in on /ws/v5/private": (_before_login, JSON),
+    "a client sent ping on /ws/v5/private": (_ping, TEXT),
 }
 
 
@@ -163,7 +228,7 @@ def message_producer(
     """
     found = {} if problems is None else problems
 
-    async def act(state: str, params: Mapping[str, Any]) -> tuple[str, str]:
+    async def act(state: str, params: Mapping[str, Any]) -> Sent:
         scenario, _ = SCENARIOS[state]
         async with clients() as client:
             return await scenario(client, params)
@@ -174,15 +239,18 @@ def message_producer(
         if state not in SCENARIOS:
             raise LookupError(f"no scenario for the state of message {name!r}: {state!r}")
         try:
-            channel, text = anyio.run(act, state, params)
+            sent = anyio.run(act, state, params)
         except BaseException as exc:
             if is_a_failure(exc):
                 found[name] = describe(exc)
             raise
+        metadata = {"channel": sent.channel}
+        if sent.close_code is not None:
+            metadata["closeCode"] = str(sent.close_code)
         return {
-            "contents": text.encode(),
+            "contents": sent.text.encode(),
             "content_type": SCENARIOS[state][1],
-            "metadata": {"channel": channel},
+            "metadata": metadata,
         }
 
     return produce
@@ -248,8 +316,10 @@ class Verification:
     report: str = ""
 
 
-def verify_pact(pact_file: Path, base_url: str, clients: ClientFactory) -> Verification:
-    """Verify every interaction of `pact_file` against B.
+def verify_pact(
+    pact_file: Path, base_url: str, clients: ClientFactory, only: Iterable[str] = ()
+) -> Verification:
+    """Verify every interaction of `pact_file` (or `only` those named) against B.
 
     HTTP interactions go to `base_url`, whose provider-state endpoint sets up their states;
     messages are acted out through the clients `clients` opens.
@@ -263,6 +333,9 @@ def verify_pact(pact_file: Path, base_url: str, clients: ClientFactory) -> Verif
         .message_handler(message_producer(clients, problems))
         .set_coloured_output(enabled=False)
     )
+    named = sorted(only)
+    if named:
+        verifier.filter("^(" + "|".join(re.escape(name) for name in named) + ")$")
     interactions = len(json.loads(pact_file.read_text())["interactions"])
     try:
         verifier.verify()

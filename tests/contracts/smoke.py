@@ -165,6 +165,17 @@ async def _private(client: httpx.AsyncClient) -> None:
         expect("/ws/v5/private: the push of the created item", expected, push)
 
 
+async def _refused_login(client: httpx.AsyncClient) -> None:
+    async with connect_ws("/ws/v5/private", client) as ws:
+        await ws.send_text(login_text("not-the-secret"))
+        answer = _json(
+            "/ws/v5/private: the failed login's answer", await ws.receive_text(RECEIVE_SECONDS)
+        )
+        expect("/ws/v5/private: the failed login's answer", False, answer.get("success"))
+        code, _ = await _close_of(ws)
+    expect("/ws/v5/private: the close after a failed login", 1008, code)
+
+
 #: Each check of the smoke test, by name.
 CHECKS: dict[str, Callable[[httpx.AsyncClient], Awaitable[None]]] = {
     "GET /status (A reports B ok)": _status,
@@ -176,6 +187,7 @@ CHECKS: dict[str, Callable[[httpx.AsyncClient], Awaitable[None]]] = {
     "relay /ws/stream refusing interval=0": _stream_refused,
     "relay /ws/broadcast": _broadcast,
     "relay /ws/v5/private: login, subscribe, push": _private,
+    "relay /ws/v5/private refusing a bad login": _refused_login,
 }
 
 

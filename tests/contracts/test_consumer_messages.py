@@ -24,6 +24,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, WebSocket
+from httpx_ws import WebSocketDisconnect
 from pact import Pact, match
 from pact_ffi import MessageContents
 
@@ -40,7 +41,9 @@ class MessageCase:
     """One message A relays: what B sends on which channel, in which state.
 
     `operation` is the AsyncAPI operation the message belongs to; `request`, for a reply,
-    the client's message (content type and body) that B answers.
+    the client's message (content type and body) that B answers; `close`, the close code
+    B ends the session with after the message, if it does (in the message's metadata as
+    `closeCode`, so that a B that closes otherwise, or not at all, fails verification).
     """
 
     description: str
@@ -51,6 +54,7 @@ class MessageCase:
     body: Any
     operation: str
     request: tuple[str, Any] | None = None
+    close: int | None = None
 
 
 TEXT, JSON = "text/plain", "application/json"
@@ -130,6 +134,28 @@ MESSAGES = [
         {"event": "login", "success": False, "message": "Authentication failed"},
         "receivePrivateLogin",
         (JSON, LOGIN_REQUEST),
+        close=1008,
+    ),
+    MessageCase(
+        "a request before login",
+        "/ws/v5/private",
+        "a client sent a request before logging in on /ws/v5/private",
+        {},
+        JSON,
+        {"event": "error", "code": "60011", "msg": match.str("Please log in")},
+        "receivePrivateSubscribe",
+        (JSON, SUBSCRIBE_REQUEST),
+        close=1008,
+    ),
+    MessageCase(
+        "a pong to a ping",
+        "/ws/v5/private",
+        "a client sent ping on /ws/v5/private",
+        {},
+        TEXT,
+        "pong",
+        "receivePrivatePing",
+        (TEXT, "ping"),
     ),
     MessageCase(
         "a subscription to items",
@@ -154,6 +180,32 @@ MESSAGES = [
         },
         "sendPrivateItemsPush",
     ),
+    MessageCase(
+        "an item update pushed after subscribe",
+        "/ws/v5/private",
+        "a subscribed client on /ws/v5/private saw an item updated",
+        {"name": "Renamed"},
+        JSON,
+        {
+            "arg": {"channel": "items"},
+            "action": "updated",
+            "data": match.each_like({"item_id": match.int(2), "name": match.str("Renamed")}),
+        },
+        "sendPrivateItemsPush",
+    ),
+    MessageCase(
+        "an item deletion pushed after subscribe",
+        "/ws/v5/private",
+        "a subscribed client on /ws/v5/private saw an item deleted",
+        {"name": "Deleted"},
+        JSON,
+        {
+            "arg": {"channel": "items"},
+            "action": "deleted",
+            "data": match.each_like({"item_id": match.int(2), "name": match.str("Deleted")}),
+        },
+        "sendPrivateItemsPush",
+    ),
 ]
 
 
@@ -165,11 +217,14 @@ def pact(pact_dir: Path) -> Iterator[Pact]:
     pact.write_file(pact_dir, overwrite=False)
 
 
-async def relayed_by_a(channel: str, text: str, request: str | None = None) -> str:
+async def relayed_by_a(
+    channel: str, text: str, request: str | None = None, close: int | None = None
+) -> tuple[str, int | None]:
     """Have a stand-in for B send `text` on `channel`; give what A's client receives.
 
     With a `request`, A's client sends it first, and the stand-in must receive it unchanged
-    before it answers.
+    before it answers. With a `close` code, the stand-in then closes with it, and what A's
+    client receives includes the code its session is closed with.
     """
     b_app = FastAPI()
     received: list[str] = []
@@ -180,6 +235,9 @@ async def relayed_by_a(channel: str, text: str, request: str | None = None) -> s
         if request is not None:
             received.append(await websocket.receive_text())
         await websocket.send_text(text)
+        if close is not None:
+            await websocket.close(close)
+            return
         await websocket.receive()  # until A closes
 
     a_app = create_a(ASettings())
@@ -197,17 +255,23 @@ async def relayed_by_a(channel: str, text: str, request: str | None = None) -> s
             if request is not None:
                 await ws.send_text(request)
             relayed = await ws.receive_text(5)
+            closed_with = None
+            if close is not None:
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    await ws.receive_text(5)
+                closed_with = closed.value.code
     assert ([] if request is None else [request]) == received
-    return relayed
+    return relayed, closed_with
 
 
 def _declare(pact: Pact, case: MessageCase) -> None:
+    closing: dict[str, object] = {} if case.close is None else {"closeCode": str(case.close)}
     if case.request is None:
         (
             pact.upon_receiving(case.description, "Async")
             .given(case.state, case.params)
             .with_body(case.body, content_type=case.content_type)
-            .with_metadata({"channel": case.channel})
+            .with_metadata({"channel": case.channel, **closing})
             .add_external_reference("AsyncAPI", "operationId", case.operation)
         )
         return
@@ -219,6 +283,7 @@ def _declare(pact: Pact, case: MessageCase) -> None:
         .with_metadata({"channel": case.channel})
         .will_respond_with()
         .with_body(case.body, content_type=case.content_type)
+        .with_metadata(closing)
         .add_external_reference("AsyncAPI", "operationId", case.operation)
     )
 
@@ -236,7 +301,8 @@ def test_message_is_relayed_unchanged(
 ) -> None:
     """Each message B sends on a channel reaches A's client exactly as B sent it.
 
-    A reply's request reaches B exactly as A's client sent it, too.
+    A reply's request reaches B exactly as A's client sent it, and the close that follows
+    a refusal reaches A's client with B's code.
     """
     _declare(pact, case)
     # The messages are read while Pact's iterator holds them: they die with it.
@@ -249,7 +315,9 @@ def test_message_is_relayed_unchanged(
             for m in pact.interactions("Sync")
         ]
     [(request, [sent])] = played
-    relayed = anyio.run(relayed_by_a, case.channel, sent, request, backend=anyio_backend)
-    assert sent == relayed
+    relayed, closed_with = anyio.run(
+        relayed_by_a, case.channel, sent, request, case.close, backend=anyio_backend
+    )
+    assert (sent, case.close) == (relayed, closed_with)
     if case.content_type == JSON:
         json.loads(relayed)
