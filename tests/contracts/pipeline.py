@@ -6,6 +6,7 @@
    `--update`, it replaces it).
 2. B's OpenAPI and AsyncAPI files must be current and valid; the pact must fit them, and
    PactFlow's comparator (`opc`, which nox installs with npm) must accept it against both.
+   The compatibility gate compares B's contract at `--base` (default HEAD) with B's now.
 3. B must honour the pact, and altered Bs must fail or pass it as they should.
 4. B and A start on 8000 and 8001; the pact is verified against live B through its
    provider-state URL, and A in front of B gets a smoke test.
@@ -38,6 +39,7 @@ import openapi_spec_validator
 
 from service_b.export_contracts import COMMAND, rendered
 from tests.contracts.asyncapi_validation import errors as asyncapi_errors
+from tests.contracts.compat import report, run_gate
 from tests.contracts.conftest import COMMITTED_PACT, CONTRACTS, PACT_NAME, ROOT
 from tests.contracts.failures import Failed, describe, is_a_failure
 from tests.contracts.providers import over_the_network, verify_pact
@@ -210,6 +212,17 @@ def pactflow_comparator() -> str:
     return pact_interactions()
 
 
+def compatibility_gate(base: str) -> str:
+    """Compare B's contract at `base` with B's contract now; fail on a breaking change A uses."""
+    findings = run_gate(base)
+    print(report(findings))  # noqa: T201 - this is a command-line report
+    failed = [line for line in report(findings).splitlines() if line.startswith("FAILED")]
+    if failed:
+        names = [line.removeprefix("FAILED").strip() for line in failed]
+        raise Failed(f"B's contract breaks what A uses, against {base}", names)
+    return f"{len(findings)} changes"
+
+
 def provider_in_process() -> str:
     """Verify the pact against B in-process, and the altered Bs."""
     run_pytest("tests/contracts/test_provider.py")
@@ -310,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = __doc__.splitlines()[0]
     parser = argparse.ArgumentParser(prog="nox -s contracts --", description=summary)
     parser.add_argument("--update", action="store_true", help="write the regenerated pact")
+    parser.add_argument(
+        "--base", default="HEAD", help="git revision of B's agreed contract, for the gate"
+    )
     options = parser.parse_args(argv)
     rows: list[Row] = []
     started = time.perf_counter()
@@ -328,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     run("drift: B's OpenAPI and AsyncAPI files", schemas_current, rows)
     run("static: pact fits B's OpenAPI and AsyncAPI", pact_fits_schemas, rows)
     run("static: PactFlow's comparator on the pact", pactflow_comparator, rows)
+    run(
+        f"gate: B's contract against {options.base}", lambda: compatibility_gate(options.base), rows
+    )
     offline = time.perf_counter() - started
     run_live(rows)
     print(f"\n{table(rows)}\n\neverything but the live steps: {offline:.1f} s (wall clock)")  # noqa: T201
