@@ -197,7 +197,14 @@ def test_a_changed_close_description_is_compatible() -> None:
     assert (False, False) == (finding.difference.breaking, finding.fails)
 
 
-def test_command_passes_on_the_committed_contract(capsys: pytest.CaptureFixture[str]) -> None:
-    """With B's code as committed, the gate finds no difference and exits 0."""
-    assert 0 == main([])
-    assert "no difference" in capsys.readouterr().out
+def test_no_change_is_no_difference() -> None:
+    """B's documents as they are against themselves: nothing to report."""
+    assert "no difference" == report(_gate(lambda _, __: None))
+
+
+def test_command_reports_bs_contract_against_head(capsys: pytest.CaptureFixture[str]) -> None:
+    """The command prints the gate's report and exits 1 exactly when a line is FAILED."""
+    code = main(["--base", "HEAD"])
+    out = capsys.readouterr().out
+    assert (1 if "FAILED" in out else 0) == code
+    assert out.strip()
