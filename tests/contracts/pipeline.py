@@ -79,7 +79,8 @@ def run_pytest(*paths: str, env: dict[str, str] | None = None) -> None:
     done = subprocess.run(
         command,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        # Wide enough that pytest's summary lines keep the names of what failed.
+        env={**os.environ, "COLUMNS": "250", **(env or {})},
         check=False,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -287,7 +288,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _shortened(what: str, width: int = 100) -> str:
+def _shortened(what: str, width: int = 160) -> str:
     line = what.splitlines()[0] if what else ""
     return line if len(line) <= width else line[: width - 3] + "..."
 

@@ -59,7 +59,7 @@ def todays_b() -> Verification:
 def test_b_honours_a_pact(todays_b: Verification) -> None:
     """B as it is passes every interaction of A's pact, HTTP and messages."""
     if not todays_b.passed:
-        pytest.fail(f"B fails A's pact in {sorted(todays_b.failed)}:\n{todays_b.report}")
+        pytest.fail(f"B fails A's pact in {sorted(todays_b.failed)}\n{todays_b.report}")
     assert todays_b.interactions >= 20
 
 
