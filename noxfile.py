@@ -68,7 +68,35 @@ def tests(session: nox.Session) -> None:
 def contracts(session: nox.Session) -> None:
     """Check every contract, then B and A live on 8000/8001 (`-- --update` rewrites the pact)."""
     install(session, "tests")
-    session.run("python", "-m", "tests.contracts.pipeline", *session.posargs)
+    env = {}
+    comparator = install_comparator(session)
+    if comparator is not None:
+        env["OPENAPI_PACT_COMPARATOR"] = str(comparator)
+    session.run("python", "-m", "tests.contracts.pipeline", *session.posargs, env=env)
+
+
+# PactFlow's bi-directional comparator, which the pact must pass against both of B's documents.
+COMPARATOR = "@pactflow/openapi-pact-comparator@2.3.1"
+
+
+def install_comparator(session: nox.Session) -> Path | None:
+    """Install PactFlow's comparator with npm into the session's folder; give its command."""
+    folder = Path(session.virtualenv.location) / "comparator"
+    command = folder / "node_modules" / ".bin" / "opc"
+    if command.exists():
+        return command
+    npm = shutil.which("npm")
+    if npm is None:
+        session.warn("npm is missing: the PactFlow comparator step is skipped (install Node.js)")
+        return None
+    installed = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(folder), COMPARATOR],
+        check=False,
+    )
+    if installed.returncode or not command.exists():
+        session.warn(f"npm could not install {COMPARATOR}: the comparator step is skipped")
+        return None
+    return command
 
 
 @nox.session

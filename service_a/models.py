@@ -2,6 +2,8 @@
 
 A declares these on its own: it knows B only by what arrives over the wire. The models of
 B's answers ignore fields they do not name, so B may add optional fields without breaking A.
+They are strict: A passes B's bytes on as they are, so a value of the wrong JSON type (a
+string of digits for an integer, 0 or 1 for a boolean) must be refused, not converted.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 SQLITE_MAX_INTEGER = 2**63 - 1
+
+#: How every model of B's answers checks them: types as A's OpenAPI promises them, no coercion.
+FROM_B = ConfigDict(strict=True)
 
 
 class ItemIn(BaseModel):
@@ -25,6 +30,8 @@ class ItemIn(BaseModel):
 class Item(BaseModel):
     """An item as B gives it; `is_offer` is there only when it is set."""
 
+    model_config = FROM_B
+
     item_id: int
     name: str
     is_offer: bool | None = None
@@ -33,6 +40,8 @@ class Item(BaseModel):
 class ItemCreated(BaseModel):
     """B's answer to a create."""
 
+    model_config = FROM_B
+
     message: str
     item_data: Item
 
@@ -40,11 +49,15 @@ class ItemCreated(BaseModel):
 class Detail(BaseModel):
     """An error answer with a message."""
 
+    model_config = FROM_B
+
     detail: str
 
 
 class ValidationError(BaseModel):
     """One thing wrong with a request, as FastAPI reports it."""
+
+    model_config = FROM_B
 
     loc: list[str | int]
     msg: str
@@ -58,17 +71,23 @@ class ValidationErrors(BaseModel):
     needs each error's `loc`, `msg` and `type` from B, and nothing more.
     """
 
+    model_config = FROM_B
+
     detail: list[ValidationError]
 
 
 class BStatus(BaseModel):
     """B's answer to `GET /status`."""
 
+    model_config = FROM_B
+
     status: Literal["ok"]
 
 
 class BAnswer(BaseModel):
     """B's answer to `GET /b/`."""
+
+    model_config = FROM_B
 
     b: str
 

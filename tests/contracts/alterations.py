@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service_b import Settings as BSettings
+from service_b import create_app as create_b
+from tests.conftest import B_URL, use_service_b
+from tests.ws import InProcessWebSocketTransport
+
 Alteration = Callable[[ASGIApp], ASGIApp]
+
+
+@asynccontextmanager
+async def a_in_front_of(alteration: Alteration, a_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run `a_app` in front of an altered B, both in-process; give a client on A."""
+    async with (
+        LifespanManager(create_b(BSettings(database_path=":memory:"))) as b,
+        httpx.AsyncClient(
+            transport=InProcessWebSocketTransport(alteration(b.app)), base_url=B_URL
+        ) as b_client,
+    ):
+        use_service_b(a_app, b_client)
+        async with (
+            LifespanManager(a_app) as a,
+            httpx.AsyncClient(
+                transport=InProcessWebSocketTransport(a.app), base_url="http://service-a"
+            ) as client,
+        ):
+            yield client
 
 
 def _rewrite_http(rewrite: Callable[[str, int, bytes], tuple[int, bytes]]) -> Alteration:
@@ -63,6 +91,50 @@ def _rewrite_ws(path: str, rewrite: Callable[[str], str]) -> Alteration:
     return alter
 
 
+def _rewrite_close(path: str, codes: dict[int, int]) -> Alteration:
+    """Alter the close codes B sends on the WebSocket at `path` (old code to new)."""
+
+    def alter(app: ASGIApp) -> ASGIApp:
+        async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "websocket" or scope["path"] != path:
+                await app(scope, receive, send)
+                return
+
+            async def recoded(message: Message) -> None:
+                if message["type"] == "websocket.close" and message.get("code") in codes:
+                    message = {**message, "code": codes[message["code"]]}
+                await send(message)
+
+            await app(scope, receive, recoded)
+
+        return altered
+
+    return alter
+
+
+def _rewrite_query(path: str, rewrite: Callable[[str], str]) -> Alteration:
+    """Alter the query string of WebSocket handshakes at `path` before B reads it."""
+
+    def alter(app: ASGIApp) -> ASGIApp:
+        async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "websocket" and scope["path"] == path:
+                query = rewrite(scope["query_string"].decode()).encode()
+                scope = {**scope, "query_string": query}
+            await app(scope, receive, send)
+
+        return altered
+
+    return alter
+
+
+def _slowest(query: str, floor: float = 1.0) -> str:
+    pairs = [pair.partition("=") for pair in query.split("&") if pair]
+    return "&".join(
+        f"{key}={max(float(value), floor)}" if key == "interval" else f"{key}{eq}{value}"
+        for key, eq, value in pairs
+    )
+
+
 def _map_json(value: Any, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
     if isinstance(value, dict):
         return change({key: _map_json(item, change) for key, item in value.items()})
@@ -88,6 +160,30 @@ def _rename_name(item: dict[str, Any]) -> dict[str, Any]:
 
 def _add_colour(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "colour": "red"} if "item_id" in item else item
+
+
+def _id_as_string(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "item_id": str(item["item_id"])} if "item_id" in item else item
+
+
+def _flag_as_number(item: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(item.get("is_offer"), bool):
+        return {**item, "is_offer": int(item["is_offer"])}
+    return item
+
+
+def _items_rewritten(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Alteration:
+    """Alter every JSON object in B's answers under `/items`."""
+    rewrite = _json_objects(change)
+    return _rewrite_http(
+        lambda path, status, body: (status, rewrite(body) if path.startswith("/items") else body)
+    )
+
+
+#: B's items with their id as a string of digits: what a lenient check would convert.
+ids_as_strings = _items_rewritten(_id_as_string)
+#: B's items with their offer flag as 0 or 1.
+flags_as_numbers = _items_rewritten(_flag_as_number)
 
 
 def _without_b(app: ASGIApp) -> ASGIApp:
@@ -156,6 +252,38 @@ BREAKING: dict[str, tuple[Alteration, set[str]]] = {
             "a request to rename an item that does not exist",
             "a request to delete an item that does not exist",
         },
+    ),
+    "item id as a string": (
+        ids_as_strings,
+        {
+            "a request for item 1",
+            "a request for a page of items",
+            "a request to create an item",
+            "a request to rename item 1",
+        },
+    ),
+    "offer flag as a number": (flags_as_numbers, {"a request to create an item"}),
+    # B stops honouring a parameter, while its default still gives valid-looking messages.
+    "stream interval renamed": (
+        _rewrite_query("/ws/stream", lambda query: query.replace("interval=", "period=")),
+        {"a periodic update"},
+    ),
+    "stream never faster than 1 s": (
+        _rewrite_query("/ws/stream", _slowest),
+        {"a periodic update"},
+    ),
+    # A close code, or a message variant no other interaction exemplifies.
+    "failed-login close code changes": (
+        _rewrite_close("/ws/v5/private", {1008: 4003}),
+        {"a failed login", "a request before login"},
+    ),
+    "deleted push renamed": (
+        _rewrite_ws("/ws/v5/private", lambda text: text.replace('"deleted"', '"removed"')),
+        {"an item deletion pushed after subscribe"},
+    ),
+    "pong renamed": (
+        _rewrite_ws("/ws/v5/private", lambda text: "PONG" if text == "pong" else text),
+        {"a pong to a ping"},
     ),
     "no /b/": (_without_b, {"a request for B's own answer"}),
     "another echo prefix": (

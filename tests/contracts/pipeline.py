@@ -4,7 +4,9 @@
 
 1. A's consumer tests regenerate the pact; it must equal contracts/pacts (or, with
    `--update`, it replaces it).
-2. B's OpenAPI and AsyncAPI files must be current and valid; the pact must fit them.
+2. B's OpenAPI and AsyncAPI files must be current and valid; the pact must fit them, and
+   PactFlow's comparator (`opc`, which nox installs with npm) must accept it against both.
+   The compatibility gate compares B's contract at `--base` (default HEAD) with B's now.
 3. B must honour the pact, and altered Bs must fail or pass it as they should.
 4. B and A start on 8000 and 8001; the pact is verified against live B through its
    provider-state URL, and A in front of B gets a smoke test.
@@ -18,22 +20,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import openapi_spec_validator
 
 from service_b.export_contracts import COMMAND, rendered
 from tests.contracts.asyncapi_validation import errors as asyncapi_errors
+from tests.contracts.compat import report, run_gate
 from tests.contracts.conftest import COMMITTED_PACT, CONTRACTS, PACT_NAME, ROOT
+from tests.contracts.failures import Failed, describe, is_a_failure
 from tests.contracts.providers import over_the_network, verify_pact
 from tests.contracts.smoke import smoke
 from tests.contracts.static_check import ASYNCAPI, OPENAPI, problems
@@ -50,22 +58,29 @@ class Row:
     interactions: str
     passed: bool
     seconds: float
+    broke: list[str] = field(default_factory=list)
+    skipped: bool = False
 
 
-class Failed(Exception):
-    """A check failed; its message says what to do."""
+class Skipped(Exception):
+    """A check cannot run here (a tool is missing); its row says so, and the run goes on."""
 
 
-def pytest(*paths: str, env: dict[str, str] | None = None) -> None:
+# pytest's `-rf` summary lines: `FAILED tests/x.py::test_y[param] - message`.
+PYTEST_FAILED = re.compile(r"^FAILED (\S+)(?: - (.*))?$", re.MULTILINE)
+
+
+def run_pytest(*paths: str, env: dict[str, str] | None = None) -> None:
     """Run pytest on `paths` in a process of its own, its output kept; fail when it fails.
 
     The output is printed once pytest ends, so two runs side by side do not interleave.
     """
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths]
+    command = [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", *paths]
     done = subprocess.run(
         command,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        # Wide enough that pytest's summary lines keep the names of what failed.
+        env={**os.environ, "COLUMNS": "250", **(env or {})},
         check=False,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -73,7 +88,11 @@ def pytest(*paths: str, env: dict[str, str] | None = None) -> None:
     )
     print(f"-- pytest {' '.join(paths)}\n{done.stdout.rstrip()}", flush=True)  # noqa: T201
     if done.returncode:
-        raise Failed(f"pytest {' '.join(paths)} failed")
+        failed = [
+            f"{test.split('/')[-1]}: {(why or '').strip()}".rstrip(": ")
+            for test, why in PYTEST_FAILED.findall(done.stdout)
+        ]
+        raise Failed(f"pytest {' '.join(paths)} failed", failed or ["see pytest's output above"])
 
 
 def _interactions(pact: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +107,7 @@ def _comparable(pact: dict[str, Any]) -> dict[str, Any]:
 def consumer_pact(update: bool) -> str:
     """Regenerate the pact from A's consumer tests; compare it with (or write) the committed one."""
     with tempfile.TemporaryDirectory() as folder:
-        pytest(
+        run_pytest(
             "tests/contracts/test_consumer_http.py",
             "tests/contracts/test_consumer_messages.py",
             env={"PACT_OUTPUT_DIR": folder},
@@ -109,7 +128,8 @@ def consumer_pact(update: bool) -> str:
             raise Failed(
                 f"A's consumer tests no longer match {COMMITTED_PACT.relative_to(ROOT)} "
                 f"({'; '.join(sorted(changes)) or 'metadata'}): "
-                "run `nox -s contracts -- --update`, review the diff and commit it"
+                "run `nox -s contracts -- --update`, review the diff and commit it",
+                sorted(changes) or ["the pact's metadata"],
             )
     return str(len(generated["interactions"]))
 
@@ -123,11 +143,15 @@ def schemas_current() -> str:
     """Check that B's schema files are what B's code generates, and valid documents."""
     stale = [name for name, text in rendered().items() if (CONTRACTS / name).read_text() != text]
     if stale:
-        raise Failed(f"{', '.join(stale)} out of date with B's code: run `{COMMAND}` and commit")
+        raise Failed(
+            f"{', '.join(stale)} out of date with B's code: run `{COMMAND}` and commit", stale
+        )
     openapi_spec_validator.validate(json.loads(OPENAPI.read_text()))
     found = asyncapi_errors(json.loads(ASYNCAPI.read_text()))
     if found:
-        raise Failed("the AsyncAPI document is not valid AsyncAPI 3.0:\n  " + "\n  ".join(found))
+        raise Failed(
+            "the AsyncAPI document is not valid AsyncAPI 3.0:\n  " + "\n  ".join(found), found
+        )
     return "-"
 
 
@@ -136,13 +160,73 @@ def pact_fits_schemas() -> str:
     documents = [json.loads(path.read_text()) for path in (COMMITTED_PACT, OPENAPI, ASYNCAPI)]
     found = problems(*documents)
     if found:
-        raise Failed("the pact does not fit B's schemas:\n  " + "\n  ".join(found))
+        raise Failed("the pact does not fit B's schemas:\n  " + "\n  ".join(found), found)
     return pact_interactions()
+
+
+def comparator_command() -> str | None:
+    """Give PactFlow's comparator command (`opc`), as nox installed it or on the PATH."""
+    return os.environ.get("OPENAPI_PACT_COMPARATOR") or shutil.which("opc")
+
+
+def comparator_findings(command: str, pact: Path = COMMITTED_PACT) -> tuple[list[str], list[str]]:
+    """Run PactFlow's comparator on `pact` against B's documents; give errors and warnings.
+
+    Each finding names the interaction.
+    """
+    done = subprocess.run(
+        [command, "--oas", str(OPENAPI), "--asyncapi", str(ASYNCAPI), str(pact)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    results = [
+        result for line in done.stdout.splitlines() if line.strip() for result in json.loads(line)
+    ]
+    if not results and done.returncode:
+        raise Failed(f"opc failed: {done.stderr.strip()}", [done.stderr.strip() or "opc failed"])
+    errors, warnings = [], []
+    for result in results:
+        where = (result.get("mockDetails") or {}).get("interactionDescription") or "the pact"
+        told = f"{where!r}: {result['code']}: {result['message']}"
+        if result["type"] == "error":
+            errors.append(told)
+        elif result["type"] == "warning":
+            warnings.append(told)
+    return errors, warnings
+
+
+def pactflow_comparator() -> str:
+    """Run PactFlow's openapi-pact-comparator on the pact against both of B's documents.
+
+    It is what PactFlow's bi-directional contract testing runs: an error here is a pact
+    PactFlow would refuse. Its warnings (it cannot check `text/plain` bodies) are printed.
+    """
+    command = comparator_command()
+    if command is None:
+        raise Skipped("opc not found: `nox -s contracts` installs it with npm (Node.js needed)")
+    errors, warnings = comparator_findings(command)
+    for warning in warnings:
+        print(f"warning: {warning}")  # noqa: T201 - this is a command-line report
+    if errors:
+        raise Failed("PactFlow's comparator refuses the pact:\n  " + "\n  ".join(errors), errors)
+    return pact_interactions()
+
+
+def compatibility_gate(base: str) -> str:
+    """Compare B's contract at `base` with B's contract now; fail on a breaking change A uses."""
+    findings = run_gate(base)
+    print(report(findings))  # noqa: T201 - this is a command-line report
+    failed = [line for line in report(findings).splitlines() if line.startswith("FAILED")]
+    if failed:
+        names = [line.removeprefix("FAILED").strip() for line in failed]
+        raise Failed(f"B's contract breaks what A uses, against {base}", names)
+    return f"{len(findings)} changes"
 
 
 def provider_in_process() -> str:
     """Verify the pact against B in-process, and the altered Bs."""
-    pytest("tests/contracts/test_provider.py")
+    run_pytest("tests/contracts/test_provider.py")
     return pact_interactions()
 
 
@@ -151,25 +235,46 @@ def provider_live() -> str:
     url = f"http://127.0.0.1:{B_PORT}"
     result = verify_pact(COMMITTED_PACT, url, over_the_network(url))
     if not result.passed:
-        raise Failed(f"live B fails {sorted(result.failed)}:\n{result.report}")
+        raise Failed(
+            f"live B fails {sorted(result.failed)}:\n{result.report}", sorted(result.failed)
+        )
     return str(result.interactions)
+
+
+async def _smoke_a(url: str) -> list[tuple[str, str | None]]:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        return [(result.check, result.problem) for result in await smoke(client)]
 
 
 def smoke_live() -> str:
     """Smoke-test A on 8001 in front of B: HTTP and every WebSocket relay."""
-    return f"{anyio.run(smoke, f'http://127.0.0.1:{A_PORT}')} checks"
+    results = anyio.run(_smoke_a, f"http://127.0.0.1:{A_PORT}")
+    failed = [f"{check}: {problem}" for check, problem in results if problem is not None]
+    if failed:
+        raise Failed("A in front of B fails the smoke test:\n  " + "\n  ".join(failed), failed)
+    return f"{len(results)} checks"
 
 
 def run(name: str, check: Callable[[], str], rows: list[Row]) -> list[Row]:
     """Run one check, time it, and add its row; give the rows."""
     print(f"\n== {name}", flush=True)  # noqa: T201 - this is a command-line report
     started = time.perf_counter()
+    broke: list[str] = []
+    skipped = False
     try:
         interactions, passed = check(), True
-    except (Failed, AssertionError) as failure:
-        print(f"FAILED: {failure}", flush=True)  # noqa: T201
+    except Skipped as why:
+        print(f"SKIPPED: {why}", flush=True)  # noqa: T201
+        interactions, passed, skipped, broke = "-", True, True, [str(why)]
+    except BaseException as failure:
+        # Whatever a check meets, it is the check's failure, reported in its row.
+        if not is_a_failure(failure):
+            raise
+        told = describe(failure)
+        print(f"FAILED: {told}", flush=True)  # noqa: T201
         interactions, passed = "-", False
-    rows.append(Row(name, interactions, passed, time.perf_counter() - started))
+        broke = failure.names if isinstance(failure, Failed) else [told.splitlines()[0]]
+    rows.append(Row(name, interactions, passed, time.perf_counter() - started, broke, skipped))
     return rows
 
 
@@ -177,9 +282,15 @@ def table(rows: list[Row]) -> str:
     """Render the closing table."""
     lines = [f"{'check':<46} {'interactions':>12}  {'result':<6} {'seconds':>7}"]
     for row in rows:
-        result = "ok" if row.passed else "FAILED"
+        result = "skip" if row.skipped else "ok" if row.passed else "FAILED"
         lines.append(f"{row.check:<46} {row.interactions:>12}  {result:<6} {row.seconds:>7.1f}")
+        lines.extend(f"    {_shortened(what)}" for what in row.broke)
     return "\n".join(lines)
+
+
+def _shortened(what: str, width: int = 160) -> str:
+    line = what.splitlines()[0] if what else ""
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def run_live(rows: list[Row]) -> None:
@@ -188,20 +299,22 @@ def run_live(rows: list[Row]) -> None:
     taken = [str(port) for port in (B_PORT, A_PORT) if port_is_taken(port)]
     if taken:
         print(f"\nport {', '.join(taken)} is taken: stop what listens there, then run again")  # noqa: T201
-        rows.append(Row(start, "-", False, 0.0))
+        rows.append(Row(start, "-", False, 0.0, [f"port {', '.join(taken)} is taken"]))
         return
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as services:
         b_env = {
             "SERVICE_B_DATABASE_PATH": str(Path(folder) / "items.sqlite3"),
             "SERVICE_B_ENABLE_PACT_PROVIDER_STATES": "true",
         }
         a_env = {"SERVICE_A_SERVICE_B_URL": f"http://127.0.0.1:{B_PORT}"}
-        with (
-            run_service("service_b", port=B_PORT, env=b_env),
-            run_service("service_a", port=A_PORT, env=a_env),
-        ):
-            rows.append(Row(start, "-", True, time.perf_counter() - started))
+
+        def start_both() -> str:
+            # A service that never turns healthy is this row's failure, not a traceback.
+            services.enter_context(run_service("service_b", port=B_PORT, env=b_env))
+            services.enter_context(run_service("service_a", port=A_PORT, env=a_env))
+            return "-"
+
+        if run(start, start_both, rows)[-1].passed:
             run("live: B honours the pact (provider-state URL)", provider_live, rows)
             run("live: smoke test of A in front of B", smoke_live, rows)
 
@@ -211,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = __doc__.splitlines()[0]
     parser = argparse.ArgumentParser(prog="nox -s contracts --", description=summary)
     parser.add_argument("--update", action="store_true", help="write the regenerated pact")
+    parser.add_argument(
+        "--base", default="HEAD", help="git revision of B's agreed contract, for the gate"
+    )
     options = parser.parse_args(argv)
     rows: list[Row] = []
     started = time.perf_counter()
@@ -228,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(row for future in side_by_side for row in future.result())
     run("drift: B's OpenAPI and AsyncAPI files", schemas_current, rows)
     run("static: pact fits B's OpenAPI and AsyncAPI", pact_fits_schemas, rows)
+    run("static: PactFlow's comparator on the pact", pactflow_comparator, rows)
+    run(
+        f"gate: B's contract against {options.base}", lambda: compatibility_gate(options.base), rows
+    )
     offline = time.perf_counter() - started
     run_live(rows)
     print(f"\n{table(rows)}\n\neverything but the live steps: {offline:.1f} s (wall clock)")  # noqa: T201

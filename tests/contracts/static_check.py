@@ -194,13 +194,29 @@ def _sent_messages(asyncapi: Mapping[str, Any], channel_ref: str) -> list[dict[s
     return [resolve(asyncapi, ref) for ref in dict.fromkeys(refs)]
 
 
+def channel_of(interaction: Mapping[str, Any]) -> Any:
+    """Give a message interaction's channel: in its metadata, or its request's for a reply."""
+    metadata = interaction.get("metadata") or interaction.get("request", {}).get("metadata", {})
+    return metadata.get("channel")
+
+
+def sent_contents(interaction: Mapping[str, Any]) -> dict[str, Any]:
+    """Give what B sends in a message interaction: the message, or the reply to a request."""
+    if "contents" in interaction:
+        contents: dict[str, Any] = interaction["contents"]
+        return contents
+    [reply] = interaction["response"]
+    replied: dict[str, Any] = reply["contents"]
+    return replied
+
+
 def message_problems(interaction: Mapping[str, Any], asyncapi: Mapping[str, Any]) -> list[str]:
     """Give why a message interaction fits none of the messages B sends on its channel."""
-    address = interaction.get("metadata", {}).get("channel")
+    address = channel_of(interaction)
     channels = {channel["address"]: name for name, channel in asyncapi["channels"].items()}
     if address not in channels:
         return [f"metadata.channel {address!r} is not a channel of B"]
-    contents = interaction["contents"]
+    contents = sent_contents(interaction)
     content_type, body = contents.get("contentType", ""), contents.get("content")
     value = (
         body

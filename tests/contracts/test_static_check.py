@@ -12,7 +12,15 @@ import pytest
 from jsonschema import FormatChecker
 
 from tests.contracts import static_check
-from tests.contracts.static_check import ASYNCAPI, OPENAPI, PACT, CannotCheck, main, problems
+from tests.contracts.static_check import (
+    ASYNCAPI,
+    OPENAPI,
+    PACT,
+    CannotCheck,
+    main,
+    problems,
+    sent_contents,
+)
 
 Document = dict[str, Any]
 
@@ -161,11 +169,12 @@ def _b_requires_a_field(_: Document, openapi: Document, __: Document) -> None:
 
 
 def _other_echo(pact: Document, _: Document, __: Document) -> None:
-    _interaction(pact, "an echo of a text")["contents"]["content"] = "You said: hello"
+    sent_contents(_interaction(pact, "an echo of a text"))["content"] = "You said: hello"
 
 
 def _login_shape(pact: Document, _: Document, __: Document) -> None:
-    _interaction(pact, "a successful login")["contents"]["content"] = {"op": "login", "code": "0"}
+    reply = sent_contents(_interaction(pact, "a successful login"))
+    reply["content"] = {"op": "login", "code": "0"}
 
 
 def _unknown_channel(pact: Document, _: Document, __: Document) -> None:

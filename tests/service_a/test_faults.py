@@ -247,6 +247,54 @@ async def test_wrong_shape_in_a_list_names_the_position(faulty_a: MakeA) -> None
     assert "1.item_id: Input should be a valid integer" in response.json()["detail"]
 
 
+# A passes B's bytes on, so B's answer must be what A's OpenAPI promises, type for type:
+# each is a value a lenient check would convert (a string of digits, a number for a flag).
+WRONG_TYPES = {
+    "id as a string": ("GET", "/items/1", {"item_id": "1", "name": "x"}, 200, "item_id"),
+    "id as a float": ("GET", "/items/1", {"item_id": 1.0, "name": "x"}, 200, "item_id"),
+    "flag as a number": (
+        "GET",
+        "/items/1",
+        {"item_id": 1, "name": "x", "is_offer": 1},
+        200,
+        "is_offer",
+    ),
+    "flag as a string in a list": (
+        "GET",
+        "/items",
+        [{"item_id": 1, "name": "x", "is_offer": "true"}],
+        200,
+        "0.is_offer",
+    ),
+    "updated id as a string": ("PUT", "/items/1", {"item_id": "1", "name": "x"}, 200, "item_id"),
+    "created id as a string": (
+        "POST",
+        "/items",
+        {"message": "Item created successfully", "item_data": {"item_id": "2", "name": "x"}},
+        201,
+        "item_data.item_id",
+    ),
+}
+SHOULD_BE = {"item_id": "a valid integer", "is_offer": "a valid boolean"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", list(WRONG_TYPES.values()), ids=list(WRONG_TYPES))
+async def test_wrong_json_type_gives_502_naming_the_field(
+    case: tuple[str, str, object, int, str], faulty_a: MakeA
+) -> None:
+    """A value of the wrong JSON type in B's answer is a 502 naming the field, never passed on."""
+    method, path, body, code, field = case
+    client, _ = await faulty_a(lambda r: r.route(method=method, path=path).respond(code, json=body))
+    sent = {"name": "x"} if method in {"PUT", "POST"} else None
+    response = await client.request(method, path, json=sent)
+    expected = (
+        f"service B's answer to {method} {path} ({code}) does not match what A expects: "
+        f"{field}: Input should be {SHOULD_BE[field.rsplit('.', 1)[-1]]}"
+    )
+    assert (502, expected) == (response.status_code, response.json()["detail"])
+
+
 @pytest.mark.anyio
 async def test_unexpected_status_gives_502(faulty_a: MakeA) -> None:
     """A status A does not expect for the operation gives 502."""
