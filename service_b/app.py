@@ -12,20 +12,21 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
 from service_b import http_api, pact_states, ws_api
 from service_b.body_limit import BodySizeLimit
+from service_b.docs import ASYNCAPI_URL, install_docs
 from service_b.http_api import DATA_FILE_NAME, DATA_TEXT
 from service_b.http_errors import install_http_error_handlers
 from service_b.resources import Resources
 from service_b.settings import Settings
 from service_b.store import ItemChange, ItemStore
 from service_b.topics import Topic
+from service_b.version import VERSION
 from service_b.websocket_errors import install_websocket_error_handlers
 
 logger = logging.getLogger(__name__)
-
-VERSION = "1.0.0"
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -62,11 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 logger.info("service B ready, items in %s", settings.database_path)
                 yield {"resources": resources}
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="Service B",
         version=VERSION,
         description="The provider: an items API persisted in SQLite, and WebSocket endpoints "
-        "described in contracts/service_b.asyncapi.json.",
+        f"described at [{ASYNCAPI_URL}]({ASYNCAPI_URL}) (contracts/service_b.asyncapi.json).",
+        redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_websocket_error_handlers(app)
     app.include_router(http_api.router)
     app.include_router(ws_api.router)
+    install_docs(app)
     if settings.enable_pact_provider_states:
         app.include_router(pact_states.router)
     return app
