@@ -58,6 +58,7 @@ def asyncapi_html(root: str = "") -> str:
 <title>Service B WebSockets - AsyncAPI</title>
 <link rel="stylesheet" href="{assets}/default.min.css">
 <link rel="icon" href="data:,">
+<style>body {{ margin: 0; font-family: system-ui, sans-serif; }}</style>
 </head>
 <body>
 <div id="asyncapi"></div>

@@ -29,7 +29,8 @@ logger = logging.getLogger("docs")
 
 LOOPBACK = "127.0.0.1"
 RENDER_TIMEOUT_MS = 30_000
-VIEWPORT: ViewportSize = {"width": 1440, "height": 1000}
+# Wider than 1536 px: the AsyncAPI page then shows its sidebar and its examples column.
+VIEWPORT: ViewportSize = {"width": 1680, "height": 1050}
 
 
 @dataclass
@@ -71,6 +72,22 @@ def try_it_out(page: Page, path: str) -> None:
         raise AssertionError(f"Try it out on GET {path} showed {status.inner_text()!r}")
 
 
+def links_to_b(page: Page, urls: dict[str, str], _: Path) -> None:
+    """Check that A's description links B's two pages at B's URL."""
+    hrefs = page.locator(".info .description a").evaluate_all("links => links.map(a => a.href)")
+    missing = {f"{urls['B']}/docs", f"{urls['B']}/asyncapi"} - set(hrefs)
+    if missing:
+        raise AssertionError(f"A's /docs does not link {sorted(missing)}; it links {hrefs}")
+
+
+def private_login(page: Page, _: dict[str, str], out: Path) -> None:
+    """Screenshot the login of /ws/v5/private: its steps, its message and an example of it."""
+    operation = page.locator("#operation-reply-receivePrivateLogin")
+    operation.locator(".examples button").first.click()
+    operation.scroll_into_view_if_needed()
+    page.screenshot(path=out / "service_b-asyncapi-private-login.png")
+
+
 def asyncapi_operations(page: Page, base_url: str) -> list[str]:
     """Check that the AsyncAPI page shows every operation and channel of `/asyncapi.json`."""
     document = httpx.get(f"{base_url}/asyncapi.json").json()
@@ -98,13 +115,15 @@ class Check:
     service: str
     path: str
     shows: Callable[[Page, str], list[str]]
-    then: Callable[[Page], None] | None = None
+    then: Callable[[Page, dict[str, str], Path], None] | None = None
 
 
 CHECKS = [
-    Check("service_b-docs", "B", "/docs", swagger_operations, lambda p: try_it_out(p, "/status")),
-    Check("service_b-asyncapi", "B", "/asyncapi", asyncapi_operations),
-    Check("service_a-docs", "A", "/docs", swagger_operations),
+    Check(
+        "service_b-docs", "B", "/docs", swagger_operations, lambda p, *_: try_it_out(p, "/status")
+    ),
+    Check("service_b-asyncapi", "B", "/asyncapi", asyncapi_operations, private_login),
+    Check("service_a-docs", "A", "/docs", swagger_operations, links_to_b),
 ]
 
 
@@ -172,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                     visit(page, url, record)
                     shown = check.shows(page, urls[check.service])
                     if check.then is not None:
-                        check.then(page)
+                        check.then(page, urls, options.out)
                 except (AssertionError, PlaywrightError) as error:
                     record.errors.append(str(error).splitlines()[0])
                 screenshot = options.out / f"{check.name}.png"
