@@ -110,7 +110,7 @@ def serve(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def docs(session: nox.Session) -> None:
-    """Load the docs pages in headless Chromium, loopback only; screenshots in build/ (apt)."""
+    """Load the docs pages in headless Chromium (Debian's), loopback only; screenshots in build/."""
     if not Path(CHROMIUM).exists():
         session.log("chromium is missing; installing it with apt-get (Debian's package)")
         installer = ["apt-get", "install", "-y", "chromium"]

@@ -4,8 +4,10 @@ python -m tests.docs.browser [--chromium /usr/bin/chromium] [--out build/docs-sc
 
 B and A start as real processes on free ports (A pointed at B). Each page must render its
 operations (Swagger UI) or its operations and channels (AsyncAPI) with no request leaving
-127.0.0.1; on B's `/docs`, "Try it out" runs `GET /status` for real. A screenshot of each
-page goes to the output folder. Exit status 1 names each page that failed and why.
+127.0.0.1; on B's `/docs`, "Try it out" runs `GET /status` for real; A's `/docs` must link
+B's pages. A screenshot of each page goes to the output folder, with one of the "Try it out"
+answer and one of the login of `/ws/v5/private`. Exit status 1 names each page that failed, and
+the log says why.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ def swagger_operations(page: Page, base_url: str) -> list[str]:
     return shown
 
 
-def try_it_out(page: Page, path: str) -> None:
-    """Run `GET path` from Swagger UI's "Try it out" and check that it shows a 200."""
+def try_it_out(page: Page, path: str, screenshot: Path) -> None:
+    """Run `GET path` from Swagger UI's "Try it out", check that it shows a 200, screenshot it."""
     block = page.locator(f".opblock-get:has(.opblock-summary-path[data-path='{path}'])")
     block.locator(".opblock-summary").click()
     block.locator(".try-out__btn").click()
@@ -70,6 +72,8 @@ def try_it_out(page: Page, path: str) -> None:
     status.wait_for(timeout=RENDER_TIMEOUT_MS)
     if status.inner_text().strip() != "200":
         raise AssertionError(f"Try it out on GET {path} showed {status.inner_text()!r}")
+    block.locator(".opblock-summary").scroll_into_view_if_needed()
+    page.screenshot(path=screenshot)
 
 
 def links_to_b(page: Page, urls: dict[str, str], _: Path) -> None:
@@ -120,7 +124,11 @@ class Check:
 
 CHECKS = [
     Check(
-        "service_b-docs", "B", "/docs", swagger_operations, lambda p, *_: try_it_out(p, "/status")
+        "service_b-docs",
+        "B",
+        "/docs",
+        swagger_operations,
+        lambda page, _, out: try_it_out(page, "/status", out / "service_b-docs-try-it-out.png"),
     ),
     Check("service_b-asyncapi", "B", "/asyncapi", asyncapi_operations, private_login),
     Check("service_a-docs", "A", "/docs", swagger_operations, links_to_b),
@@ -187,15 +195,16 @@ def main(argv: list[str] | None = None) -> int:
                 page = context.new_page()
                 url = urls[check.service] + check.path
                 shown: list[str] = []
+                screenshot = options.out / f"{check.name}.png"
                 try:
                     visit(page, url, record)
                     shown = check.shows(page, urls[check.service])
+                    page.screenshot(path=screenshot)
                     if check.then is not None:
                         check.then(page, urls, options.out)
                 except (AssertionError, PlaywrightError) as error:
                     record.errors.append(str(error).splitlines()[0])
-                screenshot = options.out / f"{check.name}.png"
-                page.screenshot(path=screenshot)
+                    page.screenshot(path=screenshot)  # what the page showed when it failed
                 context.close()
                 problems = [f"request left loopback: {url}" for url in record.aborted]
                 problems += record.errors
