@@ -9,6 +9,7 @@ from typing import Literal
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from tests.conftest import B_URL
 from tests.docs.references import (
@@ -147,3 +148,22 @@ def test_vendored_assets_are_what_source_json_records() -> None:
         if path.name != "SOURCE.json"
     }
     assert on_disk == {name: file["sha256"] for name, file in source["files"].items()}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "document"), [("/docs", "/openapi.json"), ("/asyncapi", "/asyncapi.json")]
+)
+async def test_b_pages_load_their_assets_under_a_proxy_prefix(
+    b_running: LifespanManager, path: str, document: str
+) -> None:
+    """Behind a proxy that serves B under /b (ASGI root_path), the pages load from /b/..."""
+    transport = httpx.ASGITransport(b_running.app, root_path="/b")
+    async with httpx.AsyncClient(transport=transport, base_url=B_URL) as client:
+        page = await fetch(client, f"/b{path}")
+        assert f"/b{document}" in page.text
+        references = [ref for ref in page_references(page.text) if not is_inline(ref)]
+        assert references
+        assert [] == [ref for ref in references if not ref.startswith("/b/")]
+        for reference in references:
+            await fetch(client, reference)
