@@ -116,7 +116,11 @@ def docs(session: nox.Session) -> None:
         installer = ["apt-get", "install", "-y", "chromium"]
         if os.geteuid() != 0:
             installer.insert(0, "sudo")
-        if subprocess.run(installer, check=False).returncode != 0 or not Path(CHROMIUM).exists():
+        if subprocess.run(installer, check=False).returncode != 0:
+            # A fresh machine may have no package lists yet.
+            subprocess.run([*installer[:-3], "update"], check=False)
+            subprocess.run(installer, check=False)
+        if not Path(CHROMIUM).exists():
             session.error(
                 f"could not install chromium at {CHROMIUM}: run `apt-get install chromium` "
                 "(Debian's package; Playwright's browser download is not used), then nox -s docs"
@@ -150,12 +154,12 @@ def asyncapi_ui(session: nox.Session) -> None:
     spec = f"{ASYNCAPI_PACKAGE}@{session.posargs[0]}"
     with tempfile.TemporaryDirectory(prefix="asyncapi-ui-") as workdir:
         packed = session.run(
-            "npm", "pack", spec, "--json", "--pack-destination", workdir,
+            "npm", "pack", spec, "--json", "--loglevel", "error", "--pack-destination", workdir,
             external=True, silent=True,
         )  # fmt: skip
         assert isinstance(packed, str)  # noqa: S101 - silent=True returns the output
-        # npm prints its notices on stderr, which silent=True folds in: the JSON is the tail.
-        (tarball,) = json.loads(packed[packed.index("[") :])
+        # silent=True folds stderr in, where npm may still write a line: the JSON starts at `[`.
+        (tarball,), _ = json.JSONDecoder().raw_decode(packed[packed.index("[") :])
         members = {f"package/{source}": name for source, name in ASYNCAPI_FILES.items()}
         with tarfile.open(Path(workdir) / tarball["filename"]) as archive:
             for member, name in members.items():

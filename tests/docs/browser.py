@@ -22,8 +22,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from playwright.sync_api import ConsoleMessage, Page, Route, ViewportSize, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, Route, ViewportSize, sync_playwright
 
 from tests.live import run_service
 
@@ -135,17 +135,15 @@ CHECKS = [
 ]
 
 
-def visit(page: Page, url: str, visit: Visit) -> None:
-    """Load `url` in `page`, recording requests and errors into `visit`."""
-    page.on("pageerror", lambda error: visit.errors.append(f"script error: {error}"))
-    page.on(
-        "console",
-        lambda message: (
-            visit.errors.append(f"console error: {message.text}")
-            if message.type == "error"
-            else None
-        ),
-    )
+def visit(page: Page, url: str, record: Visit) -> None:
+    """Load `url` in `page`, recording its script errors and console errors into `record`."""
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            record.errors.append(f"console error: {message.text}")
+
+    page.on("pageerror", lambda error: record.errors.append(f"script error: {error}"))
+    page.on("console", console)
     page.goto(url, wait_until="networkidle", timeout=RENDER_TIMEOUT_MS)
 
 
