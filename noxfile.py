@@ -154,3 +154,79 @@ def serve(session: nox.Session) -> None:
                 process.send_signal(signal.SIGINT)
         for process in processes:
             process.wait(timeout=15)
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Load the docs pages in headless Chromium (Debian's), loopback only; screenshots in build/."""
+    if not Path(CHROMIUM).exists():
+        session.log("chromium is missing; installing it with apt-get (Debian's package)")
+        installer = ["apt-get", "install", "-y", "chromium"]
+        if os.geteuid() != 0:
+            installer.insert(0, "sudo")
+        if subprocess.run(installer, check=False).returncode != 0:
+            # A fresh machine may have no package lists yet.
+            subprocess.run([*installer[:-3], "update"], check=False)
+            subprocess.run(installer, check=False)
+        if not Path(CHROMIUM).exists():
+            session.error(
+                f"could not install chromium at {CHROMIUM}: run `apt-get install chromium` "
+                "(Debian's package; Playwright's browser download is not used), then nox -s docs"
+            )
+    install(session, "docs")
+    session.run("python", "-m", "tests.docs.browser", "--chromium", CHROMIUM, *session.posargs)
+
+
+CHROMIUM = "/usr/bin/chromium"
+ASYNCAPI_UI = ROOT / "service_b" / "asyncapi_ui"
+ASYNCAPI_PACKAGE = "@asyncapi/react-component"
+# Where each vendored file is in the npm package, and its name in service_b/asyncapi_ui/.
+ASYNCAPI_FILES = {
+    "browser/standalone/index.js": "index.js",
+    "browser/standalone/index.js.LICENSE.txt": "index.js.LICENSE.txt",
+    "styles/default.min.css": "default.min.css",
+    "LICENSE": "LICENSE",
+}
+
+
+@nox.session(name="asyncapi-ui", python=False, default=False)
+def asyncapi_ui(session: nox.Session) -> None:
+    """Vendor @asyncapi/react-component's browser bundle with npm (`-- 3.2.1` picks a version)."""
+    import hashlib  # noqa: PLC0415 - only this session needs them
+    import json  # noqa: PLC0415
+    import tarfile  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    if len(session.posargs) != 1:
+        session.error("give the version to vendor: nox -s asyncapi-ui -- 3.2.1")
+    spec = f"{ASYNCAPI_PACKAGE}@{session.posargs[0]}"
+    with tempfile.TemporaryDirectory(prefix="asyncapi-ui-") as workdir:
+        packed = session.run(
+            "npm", "pack", spec, "--json", "--loglevel", "error", "--pack-destination", workdir,
+            external=True, silent=True,
+        )  # fmt: skip
+        assert isinstance(packed, str)  # noqa: S101 - silent=True returns the output
+        # silent=True folds stderr in, where npm may still write a line: the JSON starts at `[`.
+        (tarball,), _ = json.JSONDecoder().raw_decode(packed[packed.index("[") :])
+        members = {f"package/{source}": name for source, name in ASYNCAPI_FILES.items()}
+        with tarfile.open(Path(workdir) / tarball["filename"]) as archive:
+            for member, name in members.items():
+                extracted = archive.extractfile(member)
+                if extracted is None:
+                    session.error(f"{spec} has no file {member}")
+                (ASYNCAPI_UI / name).write_bytes(extracted.read())
+    source = {
+        "package": ASYNCAPI_PACKAGE,
+        "version": tarball["version"],
+        "integrity": tarball["integrity"],
+        "refresh": f"nox -s asyncapi-ui -- {tarball['version']}",
+        "files": {
+            name: {
+                "from": source,
+                "sha256": hashlib.sha256((ASYNCAPI_UI / name).read_bytes()).hexdigest(),
+            }
+            for source, name in ASYNCAPI_FILES.items()
+        },
+    }
+    (ASYNCAPI_UI / "SOURCE.json").write_text(json.dumps(source, indent=2) + "\n")
+    session.log(f"vendored {spec} ({tarball['version']}) into {ASYNCAPI_UI.relative_to(ROOT)}")

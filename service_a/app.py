@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
@@ -22,6 +23,7 @@ from starlette.routing import Match
 from service_a import http_api, relay
 from service_a.b_client import ServiceBError, build_client
 from service_a.dependencies import State
+from service_a.docs import docs_description
 from service_a.edge import Edge
 from service_a.models import Detail
 from service_a.settings import Settings
@@ -116,11 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("service A ready, service B at %s", settings.service_b_url)
             yield State(service_b_client=client, settings=settings)
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="Service A",
         version=VERSION,
-        description="The gateway: forwards the items API to service B, relays its WebSockets, "
-        "and reports B's health.",
+        description=docs_description(settings),
+        redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         responses=EDGE_RESPONSES,

@@ -7,7 +7,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,11 @@ import anyio
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
 from service_b import http_api, pact_states, ws_api
 from service_b.body_limit import BodySizeLimit
+from service_b.docs import ASYNCAPI_URL, install_docs
 from service_b.http_api import DATA_FILE_NAME, DATA_TEXT, STORE_UNAVAILABLE_DETAIL
 from service_b.http_errors import install_http_error_handlers
 from service_b.login_guard import Clock, LoginGuard
@@ -26,13 +27,10 @@ from service_b.resources import Resources, State, open_store
 from service_b.settings import Settings
 from service_b.store import ItemChange, StoreUnavailable
 from service_b.topics import Topic
+from service_b.version import VERSION
 from service_b.websocket_errors import install_websocket_error_handlers
 
 logger = logging.getLogger(__name__)
-
-#: The package's version (pyproject.toml), published in the service's documents.
-VERSION = version("service-pair")
-
 
 #: What B's HTTP edge (service_b.protocol) may answer to any request, before a route sees it.
 EDGE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -102,11 +100,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
                 logger.info("service B ready, items in %s", store.kind)
                 yield State(resources=resources)
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="Service B",
         version=VERSION,
         description="The provider: an items API persisted in SQLite or PostgreSQL, and "
-        "WebSocket endpoints described in contracts/service_b.asyncapi.json.",
+        f"WebSocket endpoints described at [{ASYNCAPI_URL}]({ASYNCAPI_URL}) "
+        "(contracts/service_b.asyncapi.json).",
+        redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         responses=EDGE_RESPONSES,
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
     install_websocket_error_handlers(app)
     app.include_router(http_api.router)
     app.include_router(ws_api.router)
+    install_docs(app)
     if settings.enable_pact_provider_states:
         app.include_router(pact_states.router)
     return app

@@ -7,7 +7,6 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from service_b.app import VERSION
 from service_b.models import (
     ErrorEvent,
     ItemsPush,
@@ -21,6 +20,7 @@ from service_b.models import (
     Subscribed,
     SubscribeRequest,
 )
+from service_b.version import VERSION
 from service_b.websocket_errors import (
     InvalidPayload,
     MessageTooBig,
