@@ -50,13 +50,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         with tempfile.TemporaryDirectory(prefix="service_b-") as static_dir:
             await anyio.Path(static_dir, DATA_FILE_NAME).write_text(DATA_TEXT)
-            async with ItemStore.open(
-                settings.database_path, Topic[ItemChange](settings.ws_queue_size)
-            ) as store:
+            queue = (settings.ws_queue_size, settings.ws_queue_bytes)
+            changes = Topic[ItemChange](*queue, render=ws_api.render_change)
+            async with ItemStore.open(settings.database_path, changes) as store:
                 resources = Resources(
                     settings=settings,
                     store=store,
-                    broadcast=Topic[str](settings.ws_queue_size),
+                    broadcast=Topic[str](*queue),
                     static_dir=Path(static_dir),
                 )
                 logger.info("service B ready, items in %s", settings.database_path)

@@ -102,7 +102,7 @@ class ItemStore:
             return Item(item_id=cursor.lastrowid, name=name, is_offer=is_offer)
 
         item = await self._run(write)
-        self.changes.publish(ItemChange("created", item))
+        await self.changes.publish(ItemChange("created", item))
         return item
 
     async def update(self, item_id: int, name: str, is_offer: bool | None) -> Item | None:
@@ -118,7 +118,7 @@ class ItemStore:
         if not await self._run(write):
             return None
         item = Item(item_id=item_id, name=name, is_offer=is_offer)
-        self.changes.publish(ItemChange("updated", item))
+        await self.changes.publish(ItemChange("updated", item))
         return item
 
     async def delete(self, item_id: int) -> Item | None:
@@ -133,7 +133,7 @@ class ItemStore:
 
         item = await self._run(write)
         if item is not None:
-            self.changes.publish(ItemChange("deleted", item))
+            await self.changes.publish(ItemChange("deleted", item))
         return item
 
     async def reset(self) -> None:
