@@ -37,6 +37,8 @@ PAYLOAD = "x" * 4096
 #: How long the burst may take to reach every listener before the probe gives up.
 DEADLINE_SECONDS = 120.0
 B_ENV = {"SERVICE_B_DATABASE_PATH": ":memory:"}
+#: A relays each WebSocket session on a connection of its pool to B: room for all 102.
+A_POOL = str(2 * (LISTENERS + 2))
 
 _B_CLOSE = re.compile(
     r"^(?P<at>\S+ \S+) INFO service_b\.websocket_errors: closing WebSocket /ws/broadcast "
@@ -165,7 +167,10 @@ def fanout_through_a() -> Iterable[Row]:
     """Run the same through A, which relays each of the 102 sessions to B."""
     with (
         run_service("service_b", env=B_ENV) as b,
-        run_service("service_a", env={"SERVICE_A_SERVICE_B_URL": b.base_url}) as a,
+        run_service(
+            "service_a",
+            env={"SERVICE_A_SERVICE_B_URL": b.base_url, "SERVICE_A_MAX_CONNECTIONS": A_POOL},
+        ) as a,
     ):
         url = a.base_url.replace("http", "ws", 1)
         heard, stalled, started_wall, elapsed = asyncio.run(_burst(url))
