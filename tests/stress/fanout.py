@@ -18,6 +18,7 @@ and what the client saw.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections import Counter
@@ -37,8 +38,6 @@ PAYLOAD = "x" * 4096
 #: How long the burst may take to reach every listener before the probe gives up.
 DEADLINE_SECONDS = 120.0
 B_ENV = {"SERVICE_B_DATABASE_PATH": ":memory:"}
-#: A relays each WebSocket session on a connection of its pool to B: room for all 102.
-A_POOL = str(2 * (LISTENERS + 2))
 
 _B_CLOSE = re.compile(
     r"^(?P<at>\S+ \S+) INFO service_b\.websocket_errors: closing WebSocket /ws/broadcast "
@@ -55,9 +54,19 @@ class Heard:
     close_code: int | None = None
 
 
-async def _listen(ws: ClientConnection, heard: Heard) -> None:
+@dataclass(frozen=True)
+class Scenario:
+    """How many listeners, how many messages of what size, and whether one never reads."""
+
+    listeners: int = LISTENERS
+    messages: int = MESSAGES
+    payload: str = PAYLOAD
+    stalled: bool = True
+
+
+async def _listen(ws: ClientConnection, heard: Heard, messages: int) -> None:
     try:
-        while heard.in_order < MESSAGES:
+        while heard.in_order < messages:
             message = await ws.recv()
             if not isinstance(message, str) or not message.startswith(
                 f"New message: {heard.in_order}:"
@@ -82,12 +91,16 @@ async def _drain(ws: ClientConnection) -> tuple[int, int | None]:
         return count, None
 
 
-async def _burst(ws_url: str) -> tuple[list[Heard], tuple[int, int | None], float, float]:
+async def _burst(
+    ws_url: str, scenario: Scenario
+) -> tuple[list[Heard], tuple[int, int | None], float, float]:
     """Run the scenario; give each listener's result, the stalled one's, start and time."""
     url = ws_url + "/ws/broadcast"
     options = {"max_size": None, "ping_interval": None, "open_timeout": 30}
-    listeners = [await connect(url, **options) for _ in range(LISTENERS)]  # type: ignore[arg-type]
+    listeners = [await connect(url, **options) for _ in range(scenario.listeners)]  # type: ignore[arg-type]
     stalled = await connect(url, max_queue=1, **options)  # type: ignore[arg-type]
+    if not scenario.stalled:
+        await stalled.close()
     sender = await connect(url, **options)  # type: ignore[arg-type]
     try:
         # Every listener hears a first message, so every one is subscribed before the burst.
@@ -98,15 +111,16 @@ async def _burst(ws_url: str) -> tuple[list[Heard], tuple[int, int | None], floa
         started_wall = time.time()
         started = time.monotonic()
         tasks = [
-            asyncio.create_task(_listen(ws, h)) for ws, h in zip(listeners, heard, strict=True)
+            asyncio.create_task(_listen(ws, h, scenario.messages))
+            for ws, h in zip(listeners, heard, strict=True)
         ]
-        for number in range(MESSAGES):
-            await sender.send(f"{number}:{PAYLOAD}")
+        for number in range(scenario.messages):
+            await sender.send(f"{number}:{scenario.payload}")
         await asyncio.wait(tasks, timeout=DEADLINE_SECONDS)
         elapsed = time.monotonic() - started
         for task in tasks:
             task.cancel()
-        stalled_result = await _drain(stalled)
+        stalled_result = await _drain(stalled) if scenario.stalled else (0, None)
     finally:
         for ws in [*listeners, stalled, sender]:
             await ws.close()
@@ -125,57 +139,66 @@ def _b_closes(log: str, started_wall: float) -> str:
     )
 
 
-def _rows(
-    probe: str,
-    heard: list[Heard],
-    stalled: tuple[int, int | None],
-    b_closes: str,
-    elapsed: float,
-) -> Iterable[Row]:
+def _readers_row(probe: str, scenario: Scenario, heard: list[Heard], elapsed: float) -> Row:
     counts = [h.in_order for h in heard]
     codes = Counter(h.close_code for h in heard if h.close_code is not None)
-    delivered = sum(counts)
-    complete = sum(1 for count in counts if count == MESSAGES)
-    readers = (
-        f"{complete}/{LISTENERS} got all {MESSAGES} in order (min {min(counts)}), "
-        f"closed {dict(codes) or 'none'}, {elapsed:.1f} s, {delivered / elapsed:,.0f} msg/s"
+    complete = sum(1 for count in counts if count == scenario.messages)
+    figure = (
+        f"{complete}/{scenario.listeners} got all {scenario.messages} in order "
+        f"(min {min(counts)}), closed {dict(codes) or 'none'}, {elapsed:.1f} s, "
+        f"{sum(counts) / elapsed:,.0f} msg/s delivered"
     )
-    yield Row(
-        probe + " readers",
-        readers,
-        f"{LISTENERS} x {MESSAGES} in order, none closed",
-        ok=complete == LISTENERS and not codes,
-    )
-    yield Row(
-        probe + " stalled",
+    limit = f"{scenario.listeners} x {scenario.messages} in order, none closed"
+    return Row(probe, figure, limit, ok=complete == scenario.listeners and not codes)
+
+
+def _stalled_row(probe: str, stalled: tuple[int, int | None], b_closes: str) -> Row:
+    return Row(
+        probe,
         f"read {stalled[0]} after the burst, then close {stalled[1]}; {b_closes}",
         "closed 1013 by B",
         ok=b_closes.startswith("B logged 1 x 1013"),
     )
 
 
+def _run(probe: str, scenario: Scenario, *, through_a: bool) -> Iterable[Row]:
+    with contextlib.ExitStack() as services:
+        b = services.enter_context(run_service("service_b", env=B_ENV))
+        target = b
+        if through_a:
+            # A relays each WebSocket session on a connection of its pool to B: room for all.
+            pool = str(2 * (scenario.listeners + 2))
+            env = {"SERVICE_A_SERVICE_B_URL": b.base_url, "SERVICE_A_MAX_CONNECTIONS": pool}
+            target = services.enter_context(run_service("service_a", env=env))
+        url = target.base_url.replace("http", "ws", 1)
+        heard, stalled, started_wall, elapsed = asyncio.run(_burst(url, scenario))
+        log = b.log()
+    yield _readers_row(probe + " readers", scenario, heard, elapsed)
+    if scenario.stalled:
+        yield _stalled_row(probe + " stalled", stalled, _b_closes(log, started_wall))
+
+
 def fanout_direct() -> Iterable[Row]:
     """100 listeners, one stalled listener and one sender of 2,000 x 4 KiB, directly on B."""
-    with run_service("service_b", env=B_ENV) as b:
-        url = b.base_url.replace("http", "ws", 1)
-        heard, stalled, started_wall, elapsed = asyncio.run(_burst(url))
-        log = b.log()
-    yield from _rows("fanout_direct", heard, stalled, _b_closes(log, started_wall), elapsed)
+    yield from _run("fanout_direct", Scenario(), through_a=False)
 
 
 def fanout_through_a() -> Iterable[Row]:
     """Run the same through A, which relays each of the 102 sessions to B."""
-    with (
-        run_service("service_b", env=B_ENV) as b,
-        run_service(
-            "service_a",
-            env={"SERVICE_A_SERVICE_B_URL": b.base_url, "SERVICE_A_MAX_CONNECTIONS": A_POOL},
-        ) as a,
-    ):
-        url = a.base_url.replace("http", "ws", 1)
-        heard, stalled, started_wall, elapsed = asyncio.run(_burst(url))
-        log = b.log()
-    yield from _rows("fanout_through_a", heard, stalled, _b_closes(log, started_wall), elapsed)
+    yield from _run("fanout_through_a", Scenario(), through_a=True)
 
 
-PROBES = [fanout_direct, fanout_through_a]
+#: Small messages, so the cost is per message: how it grows with the number of listeners.
+SCALING = (10, 100, 1000)
+
+
+def fanout_scaling() -> Iterable[Row]:
+    """Messages delivered per second to 10, 100 and 1,000 listeners, on B and through A."""
+    for through_a in (False, True):
+        for listeners in SCALING:
+            scenario = Scenario(listeners=listeners, messages=200, payload="x" * 64, stalled=False)
+            where = "through A" if through_a else "on B"
+            yield from _run(f"fanout_scaling {listeners} {where}", scenario, through_a=through_a)
+
+
+PROBES = [fanout_direct, fanout_through_a, fanout_scaling]
