@@ -47,15 +47,18 @@ class RawClient:
     then `receive` waits until `leave` is set. The session has `joined` once it listens: at
     the handshake on /ws/broadcast, at the subscribe answer on /ws/v5/private. From then on,
     a `stalled` client never returns from a `websocket.send`, as a client that stopped
-    reading (its buffers full) looks to B.
+    reading (its buffers full) looks to B, and each send to a slow one takes `delay` s.
     """
 
     def texts(self) -> list[str]:
         """Give the texts B sent, in order."""
         return [m["text"] for m in self.sent if m["type"] == "websocket.send"]
 
-    def __init__(self, app: ASGIApp, path: str, incoming: list[str], *, stalled: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, path: str, incoming: list[str], *, stalled: bool, delay: float = 0
+    ) -> None:
         self._app = app
+        self._delay = delay
         self._path = path
         self._incoming: list[Message] = [{"type": "websocket.connect"}]
         self._incoming += [{"type": "websocket.receive", "text": text} for text in incoming]
@@ -88,6 +91,8 @@ class RawClient:
             self.joined.set()
         elif joined and self._stalled:
             await anyio.sleep_forever()
+        elif joined and self._delay:
+            await anyio.sleep(self._delay)  # the fault injected: a send that takes this long
 
     async def run(self) -> None:
         """Run the session until B ends it."""
@@ -301,3 +306,27 @@ async def test_publish_lets_subscribers_drain_between_messages() -> None:
                 group.cancel_scope.cancel()
         assert "" == reader.overflow_reason
     assert [f"m{number}" for number in range(BURST)] == got
+
+
+@pytest.mark.anyio
+async def test_the_send_timeout_counts_from_when_a_message_was_queued() -> None:
+    """A listener slower than a burst is closed once a message waited too long in its queue.
+
+    Each send to it takes 0.15 s, under the 0.2 s send timeout, but the second message of
+    a burst waits 0.15 s in the queue first: it cannot be taken within 0.2 s of being
+    queued. B used to time each send alone, so such a listener fell ever further behind.
+    """
+    settings = Settings(database_path=":memory:", ws_send_timeout_seconds=0.2)
+    app = create_app(settings)
+    with anyio.fail_after(10):
+        async with LifespanManager(app) as manager, anyio.create_task_group() as group:
+            slow = RawClient(manager.app, "/ws/broadcast", [], stalled=False, delay=0.15)
+            group.start_soon(slow.run)
+            await slow.joined.wait()
+            await _burst(["one", "two", "three"])(manager.app, None)  # type: ignore[arg-type]
+            await slow.closed.wait()
+            slow.leave.set()
+    assert {"type": "websocket.close", "code": 1013} == _code(slow.close)
+    assert "not reading" in slow.close["reason"]
+    assert "New message: one" == slow.texts()[0]
+    assert "New message: three" not in slow.texts()
