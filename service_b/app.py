@@ -89,11 +89,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             )
         with tempfile.TemporaryDirectory(prefix="service_b-") as static_dir:
             await anyio.Path(static_dir, DATA_FILE_NAME).write_text(DATA_TEXT)
-            async with open_store(settings, Topic[ItemChange](settings.ws_queue_size)) as store:
+            queue = (settings.ws_queue_size, settings.ws_queue_bytes)
+            changes = Topic[ItemChange](*queue, render=ws_api.render_change)
+            async with open_store(settings, changes) as store:
                 resources = Resources(
                     settings=settings,
                     store=store,
-                    broadcast=Topic[str](settings.ws_queue_size),
+                    broadcast=Topic[str](*queue),
                     static_dir=Path(static_dir),
                     login_guard=LoginGuard(settings, clock),
                 )

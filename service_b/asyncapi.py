@@ -51,6 +51,17 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
 _TOO_BIG = {"code": MessageTooBig.close_code, "reason": "a message over the size limit"}
 _NOT_JSON = "text that is not JSON, or JSON with a number beyond a double's range"
 _BINARY = {"code": UnsupportedData.close_code, "reason": "a binary frame"}
+#: Broadcast and items subscribers: each has its own queue, and only the one behind is closed.
+_FELL_BEHIND = {
+    "code": TryAgainLater.close_code,
+    "reason": (
+        "a client that fell behind: more than SERVICE_B_WS_QUEUE_SIZE messages or "
+        "SERVICE_B_WS_QUEUE_BYTES bytes queued for it (reason `more than N messages queued "
+        "for this client; reconnect` or `more than N bytes queued for this client; "
+        "reconnect`), or a message it did not take within SERVICE_B_WS_SEND_TIMEOUT_SECONDS "
+        "of being queued (`the client is not reading; reconnect`)"
+    ),
+}
 
 
 def _text(summary: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +174,7 @@ def asyncapi_document() -> dict[str, Any]:
             "x-close-codes": [
                 _BINARY,
                 _TOO_BIG,
-                {"code": TryAgainLater.close_code, "reason": "an outgoing queue that overflowed"},
+                _FELL_BEHIND,
             ],
         },
         "private": {
@@ -215,7 +226,7 @@ def asyncapi_document() -> dict[str, Any]:
                     "x-reasons": [*_login_reasons(PolicyViolation), "login required"],
                 },
                 _TOO_BIG,
-                {"code": TryAgainLater.close_code, "reason": "an outgoing queue that overflowed"},
+                _FELL_BEHIND,
                 {
                     "code": TryAgainLater.close_code,
                     "reason": "a login while the replay cache is full",

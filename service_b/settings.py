@@ -100,11 +100,17 @@ class Settings(BaseSettings):
     )
     ws_send_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
         default=10.0,
-        description="How long a client may leave a message unread before it is closed (1013).",
+        description="How long a queued or sent message may wait for the client to take it; "
+        "then the client is closed (1013).",
     )
     ws_queue_size: Annotated[int, Field(ge=1)] = Field(
         default=64,
-        description="Outgoing queue per broadcast or items subscriber; overflow closes with 1013.",
+        description="Messages queued per broadcast or items subscriber; more closes it (1013).",
+    )
+    ws_queue_bytes: Annotated[int, Field(ge=1)] = Field(
+        default=1024 * 1024,
+        description="Bytes queued per broadcast or items subscriber; more closes it (1013). "
+        "A message always fits into an empty queue.",
     )
     login_expiry_seconds: Annotated[float, Field(gt=0)] = Field(
         default=30.0,

@@ -173,7 +173,7 @@ class SQLiteItemStore:
             return Item(item_id=cursor.lastrowid, name=name, is_offer=is_offer)
 
         item = await self._run(write)
-        self.changes.publish(ItemChange("created", item))
+        await self.changes.publish(ItemChange("created", item))
         return item
 
     async def update(self, item_id: int, name: str, is_offer: bool | None) -> Item | None:
@@ -189,7 +189,7 @@ class SQLiteItemStore:
         if not await self._run(write):
             return None
         item = Item(item_id=item_id, name=name, is_offer=is_offer)
-        self.changes.publish(ItemChange("updated", item))
+        await self.changes.publish(ItemChange("updated", item))
         return item
 
     async def delete(self, item_id: int) -> Item | None:
@@ -204,7 +204,7 @@ class SQLiteItemStore:
 
         item = await self._run(write)
         if item is not None:
-            self.changes.publish(ItemChange("deleted", item))
+            await self.changes.publish(ItemChange("deleted", item))
         return item
 
     async def reset(self) -> None:

@@ -276,7 +276,7 @@ class PostgresItemStore:
             return Item(item_id=row[0], name=name, is_offer=is_offer)
 
         item = await self._run(write)
-        self.changes.publish(ItemChange("created", item))
+        await self.changes.publish(ItemChange("created", item))
         return item
 
     async def update(self, item_id: int, name: str, is_offer: bool | None) -> Item | None:
@@ -292,7 +292,7 @@ class PostgresItemStore:
         if not await self._run(write):
             return None
         item = Item(item_id=item_id, name=name, is_offer=is_offer)
-        self.changes.publish(ItemChange("updated", item))
+        await self.changes.publish(ItemChange("updated", item))
         return item
 
     async def delete(self, item_id: int) -> Item | None:
@@ -307,7 +307,7 @@ class PostgresItemStore:
 
         item = await self._run(write)
         if item is not None:
-            self.changes.publish(ItemChange("deleted", item))
+            await self.changes.publish(ItemChange("deleted", item))
         return item
 
     async def reset(self) -> None:

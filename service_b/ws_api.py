@@ -37,7 +37,7 @@ from service_b.models import (
 from service_b.resources import Resources, ResourcesDep, SettingsDep
 from service_b.settings import Settings
 from service_b.store import ItemChange
-from service_b.topics import Subscription
+from service_b.topics import Queued, Subscription
 from service_b.websocket_errors import (
     InvalidPayload,
     MessageTooBig,
@@ -170,29 +170,45 @@ class Peer:
 
     async def send_text(self, text: str) -> None:
         """Send a text message."""
-        try:
-            with anyio.fail_after(self._send_timeout):
-                await self.websocket.send_text(text)
-        except TimeoutError:
-            raise TryAgainLater("the client is not reading; reconnect") from None
+        await self._send_by(text, anyio.current_time() + self._send_timeout)
         # A send into a buffer with room does not yield; without this, a loop of sends to
         # a client whose connection was reset could hold the event loop.
         await anyio.lowlevel.checkpoint()
+
+    async def _send_by(self, text: str, deadline: float) -> None:
+        """Send a text message that the client must take by `deadline`, or end with 1013."""
+        if anyio.current_time() >= deadline:
+            raise TryAgainLater("the client is not reading; reconnect")
+        with anyio.CancelScope(deadline=deadline) as scope:
+            await self.websocket.send_text(text)
+        if scope.cancelled_caught:
+            raise TryAgainLater("the client is not reading; reconnect")
 
     async def send_model(self, model: BaseModel) -> None:
         """Send a message model as JSON text, leaving out fields that are not set."""
         await self.send_text(dump_json(model.model_dump(mode="json", exclude_none=True)))
 
-    async def deliver(self, subscription: Subscription[T], render: Callable[[T], str]) -> None:
-        """Send each queued message; end with 1013 as soon as the queue overflows."""
+    async def deliver(self, subscription: Subscription) -> None:
+        """Send each queued message, in order, until the session ends.
+
+        Each message must be taken within the send timeout of the time it was queued, so a
+        client that stops reading is closed with 1013 that long after its first undelivered
+        message, however many are queued behind it; an overflow of its queue closes it with
+        1013 at once. Whatever is queued is sent in one go, without yielding between
+        messages: a writer that wakes once per publish then drains its whole queue, so a
+        reader that keeps up never falls behind a sender that yields once per message.
+        """
 
         async def forward() -> None:
-            async for message in subscription.messages:
-                await self.send_text(render(message))
+            while True:
+                message: Queued | None = await subscription.next()
+                while message is not None:
+                    await self._send_by(message.text, message.queued_at + self._send_timeout)
+                    message = subscription.next_nowait()
 
         async def watch() -> None:
             await subscription.overflowed.wait()
-            raise TryAgainLater("too many messages queued for this client; reconnect")
+            raise TryAgainLater(subscription.overflow_reason)
 
         await race(forward, watch)
 
@@ -257,9 +273,9 @@ async def broadcast(websocket: WebSocket, resources: ResourcesDep) -> None:
         async def read() -> None:
             while True:
                 text = await peer.receive_text()
-                topic.publish(f"New message: {text}", exclude=me)
+                await topic.publish(f"New message: {text}", exclude=me)
 
-        await race(read, partial(peer.deliver, me, str))
+        await race(read, partial(peer.deliver, me))
 
 
 #: Each refused login's answer, and the error (close code) and reason it closes with.
@@ -284,7 +300,7 @@ class PrivateSession:
         self._resources = resources
         self._settings: Settings = resources.settings
         self._exits = exits
-        self._subscription: Subscription[ItemChange] | None = None
+        self._subscription: Subscription | None = None
         self._subscribed = anyio.Event()
 
     async def _receive(self) -> Any:
@@ -349,10 +365,11 @@ class PrivateSession:
         """Once subscribed, push every committed change to the items."""
         await self._subscribed.wait()
         assert self._subscription is not None  # noqa: S101 - set before the event
-        await self._peer.deliver(self._subscription, _render_change)
+        await self._peer.deliver(self._subscription)
 
 
-def _render_change(change: ItemChange) -> str:
+def render_change(change: ItemChange) -> str:
+    """Give the `items` channel push for a change, as JSON text."""
     push = ItemsPush(arg=ChannelArg(channel="items"), action=change.action, data=[change.item])
     return dump_json(push.model_dump(mode="json", exclude_none=True))
 

@@ -149,7 +149,7 @@ async def test_reset_restores_a_fresh_store(store_settings: Settings) -> None:
 @pytest.mark.anyio
 async def test_changes_are_published_after_commit(store_settings: Settings) -> None:
     """Each committed create, update and delete is published once; a miss publishes nothing."""
-    changes = Topic[ItemChange](8)
+    changes = Topic[ItemChange](8, render=lambda change: change.action)
     async with opened(store_settings, changes) as store:
         with changes.subscribe() as subscription:
             item = await store.create("x", True)
@@ -157,9 +157,8 @@ async def test_changes_are_published_after_commit(store_settings: Settings) -> N
             assert await store.update(999, "z", None) is None
             await store.delete(item.item_id)
             assert await store.delete(item.item_id) is None
-            actions = [subscription.messages.receive_nowait().action for _ in range(3)]
-            with pytest.raises(anyio.WouldBlock):
-                subscription.messages.receive_nowait()
+            actions = [(await subscription.next()).text for _ in range(3)]
+            assert subscription.next_nowait() is None
     assert ["created", "updated", "deleted"] == actions
 
 

@@ -126,25 +126,41 @@ async def test_broadcast_binary_closes_1003(b_client: httpx.AsyncClient) -> None
 @pytest.mark.anyio
 async def test_overflowing_subscriber_is_closed_and_others_go_on() -> None:
     """A subscriber whose queue overflows is flagged at once; the others keep every message."""
-    topic = Topic[str](queue_size=2)
+    topic = Topic[str](max_messages=2)
     with topic.subscribe() as slow, topic.subscribe() as fast:
         for number in range(3):
-            topic.publish(f"m{number}")
-            assert f"m{number}" == await fast.messages.receive()
+            await topic.publish(f"m{number}")
+            assert f"m{number}" == (await fast.next()).text
         assert slow.overflowed.is_set()
+        assert "more than 2 messages queued for this client; reconnect" == slow.overflow_reason
         assert not fast.overflowed.is_set()
     assert 0 == len(topic)
 
 
 @pytest.mark.anyio
+async def test_queue_bytes_overflow_but_one_message_always_fits() -> None:
+    """A queue holds up to its bytes; a message bigger than that still fits an empty queue."""
+    topic = Topic[str](max_messages=100, max_bytes=10)
+    with topic.subscribe() as big, topic.subscribe() as small:
+        await topic.publish("x" * 50, exclude=small)
+        assert not big.overflowed.is_set()
+        await topic.publish("é" * 5, exclude=big)
+        await topic.publish("y", exclude=big)
+        assert "more than 10 bytes queued for this client; reconnect" == small.overflow_reason
+        assert 50 == (await big.next()).size
+        assert [10] == [(await small.next()).size]
+
+
+@pytest.mark.anyio
 async def test_publisher_is_not_offered_its_own_message() -> None:
     """`exclude` leaves the sender out of the fan-out."""
-    topic = Topic[str](queue_size=4)
+    topic = Topic[str](max_messages=4)
     with topic.subscribe() as sender, topic.subscribe() as other:
-        topic.publish("x", exclude=sender)
-        assert "x" == other.messages.receive_nowait()
-        with pytest.raises(anyio.WouldBlock):
-            sender.messages.receive_nowait()
+        await topic.publish("x", exclude=sender)
+        queued = other.next_nowait()
+        assert queued is not None
+        assert "x" == queued.text
+        assert sender.next_nowait() is None
 
 
 @pytest.mark.anyio

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 #: The modules whose `PROBES` this run collects, in the order their rows are printed.
-MODULES: tuple[str, ...] = ("tests.stress.edge_heads", "tests.stress.login", "tests.stress.store")
+MODULES: tuple[str, ...] = (
+    "tests.stress.edge_heads",
+    "tests.stress.fanout",
+    "tests.stress.login",
+    "tests.stress.store",
+)
 
 
 @dataclass(frozen=True)

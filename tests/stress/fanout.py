@@ -1,0 +1,204 @@
+"""Probes of B's fan-out on /ws/broadcast, directly on B and through A (issue 11).
+
+100 listeners read every message; one more listener never reads; one sender sends 2,000
+messages of about 4 KiB as fast as it can. The limit: every reading listener gets all 2,000,
+in order, and is not closed; the one that never reads is closed by B with 1013.
+
+The messages are 4 KiB because a socket that is not read absorbs about 4 MB on Linux
+loopback (measured: 3,943,424 bytes before a non-blocking send would block) before B can
+see that its client stopped reading; 2,000 messages of 4 KiB (8 MiB) exceed that, smaller
+ones may not (the README says so).
+
+The never-reading listener learns of its close only when it reads again, after the burst;
+whether B's close frame is still in its stream by then depends on how long B waited to
+write it (the send timeout). So the probe reports what B logged for it, with the time,
+and what the client saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.live import run_service
+from tests.stress.run import Row
+
+LISTENERS = 100
+MESSAGES = 2000
+PAYLOAD = "x" * 4096
+#: How long the burst may take to reach every listener before the probe gives up.
+DEADLINE_SECONDS = 120.0
+B_ENV = {"SERVICE_B_DATABASE_PATH": ":memory:"}
+
+_B_CLOSE = re.compile(
+    r"^(?P<at>\S+ \S+) INFO service_b\.websocket_errors: closing WebSocket /ws/broadcast "
+    r"with (?P<code>\d+): (?P<reason>.*)$",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class Heard:
+    """What one listener got: messages in order, and the close code if it was closed."""
+
+    in_order: int = 0
+    close_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How many listeners, how many messages of what size, and whether one never reads."""
+
+    listeners: int = LISTENERS
+    messages: int = MESSAGES
+    payload: str = PAYLOAD
+    stalled: bool = True
+
+
+async def _listen(ws: ClientConnection, heard: Heard, messages: int) -> None:
+    try:
+        while heard.in_order < messages:
+            message = await ws.recv()
+            if not isinstance(message, str) or not message.startswith(
+                f"New message: {heard.in_order}:"
+            ):
+                return
+            heard.in_order += 1
+    except ConnectionClosed as closed:
+        heard.close_code = closed.rcvd.code if closed.rcvd else 1006
+
+
+async def _drain(ws: ClientConnection) -> tuple[int, int | None]:
+    """Read what the stalled listener was sent: how many messages, then the close code."""
+    count = 0
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                await ws.recv()
+                count += 1
+    except ConnectionClosed as closed:
+        return count, closed.rcvd.code if closed.rcvd else 1006
+    except TimeoutError:
+        return count, None
+
+
+async def _burst(
+    ws_url: str, scenario: Scenario
+) -> tuple[list[Heard], tuple[int, int | None], float, float]:
+    """Run the scenario; give each listener's result, the stalled one's, start and time."""
+    url = ws_url + "/ws/broadcast"
+    options = {"max_size": None, "ping_interval": None, "open_timeout": 30}
+    listeners = [await connect(url, **options) for _ in range(scenario.listeners)]  # type: ignore[arg-type]
+    stalled = await connect(url, max_queue=1, **options)  # type: ignore[arg-type]
+    if not scenario.stalled:
+        await stalled.close()
+    sender = await connect(url, **options)  # type: ignore[arg-type]
+    try:
+        # Every listener hears a first message, so every one is subscribed before the burst.
+        await sender.send("ready")
+        for ws in listeners:
+            assert await asyncio.wait_for(ws.recv(), 30) == "New message: ready"
+        heard = [Heard() for _ in listeners]
+        started_wall = time.time()
+        started = time.monotonic()
+        tasks = [
+            asyncio.create_task(_listen(ws, h, scenario.messages))
+            for ws, h in zip(listeners, heard, strict=True)
+        ]
+        for number in range(scenario.messages):
+            await sender.send(f"{number}:{scenario.payload}")
+        await asyncio.wait(tasks, timeout=DEADLINE_SECONDS)
+        elapsed = time.monotonic() - started
+        for task in tasks:
+            task.cancel()
+        stalled_result = await _drain(stalled) if scenario.stalled else (0, None)
+    finally:
+        for ws in [*listeners, stalled, sender]:
+            await ws.close()
+    return heard, stalled_result, started_wall, elapsed
+
+
+def _b_closes(log: str, started_wall: float) -> str:
+    """Summarise the 1013 closes B logged on /ws/broadcast: how many, when, and why."""
+    closes = [m for m in _B_CLOSE.finditer(log) if m["code"] == "1013"]
+    if not closes:
+        return "B logged no 1013"
+    first = datetime.strptime(closes[0]["at"], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # noqa: DTZ007 - B logs local time, as time.time() is read here
+    return (
+        f"B logged {len(closes)} x 1013 ({closes[0]['reason']!r}, first at "
+        f"+{first - started_wall:.1f} s)"
+    )
+
+
+def _readers_row(probe: str, scenario: Scenario, heard: list[Heard], elapsed: float) -> Row:
+    counts = [h.in_order for h in heard]
+    codes = Counter(h.close_code for h in heard if h.close_code is not None)
+    complete = sum(1 for count in counts if count == scenario.messages)
+    figure = (
+        f"{complete}/{scenario.listeners} got all {scenario.messages} in order "
+        f"(min {min(counts)}), closed {dict(codes) or 'none'}, {elapsed:.1f} s, "
+        f"{sum(counts) / elapsed:,.0f} msg/s delivered"
+    )
+    limit = f"{scenario.listeners} x {scenario.messages} in order, none closed"
+    return Row(probe, figure, limit, ok=complete == scenario.listeners and not codes)
+
+
+def _stalled_row(probe: str, stalled: tuple[int, int | None], b_closes: str) -> Row:
+    return Row(
+        probe,
+        f"read {stalled[0]} after the burst, then close {stalled[1]}; {b_closes}",
+        "closed 1013 by B",
+        ok=b_closes.startswith("B logged 1 x 1013"),
+    )
+
+
+def _run(probe: str, scenario: Scenario, *, through_a: bool) -> Iterable[Row]:
+    with contextlib.ExitStack() as services:
+        b = services.enter_context(run_service("service_b", env=B_ENV))
+        target = b
+        if through_a:
+            # A relays each WebSocket session on a connection of its pool to B: room for all.
+            pool = str(2 * (scenario.listeners + 2))
+            env = {"SERVICE_A_SERVICE_B_URL": b.base_url, "SERVICE_A_MAX_CONNECTIONS": pool}
+            target = services.enter_context(run_service("service_a", env=env))
+        url = target.base_url.replace("http", "ws", 1)
+        heard, stalled, started_wall, elapsed = asyncio.run(_burst(url, scenario))
+        log = b.log()
+    yield _readers_row(probe + " readers", scenario, heard, elapsed)
+    if scenario.stalled:
+        yield _stalled_row(probe + " stalled", stalled, _b_closes(log, started_wall))
+
+
+def fanout_direct() -> Iterable[Row]:
+    """100 listeners, one stalled listener and one sender of 2,000 x 4 KiB, directly on B."""
+    yield from _run("fanout_direct", Scenario(), through_a=False)
+
+
+def fanout_through_a() -> Iterable[Row]:
+    """Run the same through A, which relays each of the 102 sessions to B."""
+    yield from _run("fanout_through_a", Scenario(), through_a=True)
+
+
+#: Small messages, so the cost is per message: how it grows with the number of listeners.
+SCALING = (10, 100, 1000)
+
+
+def fanout_scaling() -> Iterable[Row]:
+    """Messages delivered per second to 10, 100 and 1,000 listeners, on B and through A."""
+    for through_a in (False, True):
+        for listeners in SCALING:
+            scenario = Scenario(listeners=listeners, messages=200, payload="x" * 64, stalled=False)
+            where = "through A" if through_a else "on B"
+            yield from _run(f"fanout_scaling {listeners} {where}", scenario, through_a=through_a)
+
+
+PROBES = [fanout_direct, fanout_through_a, fanout_scaling]
