@@ -22,7 +22,7 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 #: The modules whose `PROBES` this run collects, in the order their rows are printed.
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("tests.stress.edge_relay",)
 
 
 @dataclass(frozen=True)
