@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
@@ -86,7 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with build_client(settings) as client:
             logger.info("service A ready, service B at %s", settings.service_b_url)
-            yield {"service_b_client": client, "settings": settings}
+            yield {
+                "service_b_client": client,
+                "settings": settings,
+                "ws_sessions": anyio.CapacityLimiter(settings.max_ws_sessions),
+            }
 
     app = FastAPI(
         title="Service A",

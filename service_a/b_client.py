@@ -85,6 +85,32 @@ class ClientForB(httpx.AsyncClient):
         raise AttributeError("A's client for B keeps no cookies")
 
 
+class UpgradesApart(httpx.AsyncBaseTransport):
+    """Send WebSocket upgrades through a transport of their own, everything else through `http`.
+
+    A relayed session holds its connection for as long as it lasts: in the HTTP pool, 100
+    idle sessions took every connection (measured: the 101st handshake waited the pool
+    timeout and got 503, and HTTP requests waited behind them). Upgrades get a pool
+    without a keep-alive part, bounded by the session limit, which the relay enforces.
+    """
+
+    def __init__(self, http: httpx.AsyncBaseTransport, upgrades: httpx.AsyncBaseTransport) -> None:
+        """Route upgrades to `upgrades` and every other request to `http`."""
+        self._http = http
+        self._upgrades = upgrades
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Pick the transport by the request's `Upgrade` header."""
+        if "upgrade" in request.headers:
+            return await self._upgrades.handle_async_request(request)
+        return await self._http.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close both transports."""
+        await self._http.aclose()
+        await self._upgrades.aclose()
+
+
 def build_client(settings: Settings) -> httpx.AsyncClient:
     """Make A's client for B, with explicit timeouts and pool limits."""
     limits = httpx.Limits(
@@ -98,15 +124,18 @@ def build_client(settings: Settings) -> httpx.AsyncClient:
         write=settings.write_timeout,
         pool=settings.pool_timeout,
     )
-    transport: httpx.AsyncBaseTransport
+    http: httpx.AsyncBaseTransport
     if settings.transport == "fast":
         # Retries are A's to decide (see call_service_b): the transport does not retry.
-        transport = FastTransport(limits=limits, retry_stale=False)
+        http = FastTransport(limits=limits, retry_stale=False)
     else:
-        transport = httpx.AsyncHTTPTransport(limits=limits)
+        http = httpx.AsyncHTTPTransport(limits=limits)
+    upgrades = httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=settings.max_ws_sessions, max_keepalive_connections=0)
+    )
     return ClientForB(
         base_url=settings.service_b_url,
-        transport=transport,
+        transport=UpgradesApart(http, upgrades),
         limits=limits,
         timeout=timeout,
         trust_env=False,

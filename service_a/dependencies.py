@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
+import anyio
 import httpx
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -25,5 +26,11 @@ async def get_settings(connection: HTTPConnection) -> Settings:
     return cast("Settings", connection.state.settings)
 
 
+async def get_ws_sessions(connection: HTTPConnection) -> anyio.CapacityLimiter:
+    """Give the count of the WebSocket sessions A relays, bounded by `max_ws_sessions`."""
+    return cast("anyio.CapacityLimiter", connection.state.ws_sessions)
+
+
 ServiceBClient = Annotated[httpx.AsyncClient, Depends(get_service_b_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+WsSessions = Annotated[anyio.CapacityLimiter, Depends(get_ws_sessions)]

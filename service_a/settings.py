@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         default=10.0,
         description="Seconds a client may leave a relayed message unread before it is closed.",
     )
+    max_ws_sessions: Annotated[int, Field(ge=1)] = Field(
+        default=10_000,
+        description="Most WebSocket sessions A relays at once, apart from the HTTP pool; "
+        "past it a handshake gets 503.",
+    )
     allowed_origins: list[str] = Field(
         default=["http://localhost:8001", "http://127.0.0.1:8001"],
         description="Origins a browser may open WebSockets from (JSON list; `*` allows any).",
