@@ -25,8 +25,10 @@ class Settings(BaseSettings):
         default=5.0, description="Seconds to wait for B's answer; then 504."
     )
     write_timeout: Seconds = Field(default=5.0, description="Seconds to send a request to B.")
-    pool_timeout: Seconds = Field(
-        default=1.0, description="Seconds to wait for a free connection to B; then 503."
+    request_timeout: Seconds = Field(
+        default=10.0,
+        description="Seconds one request to B may take in all, from when it starts waiting for "
+        "a free connection: still waiting then, 503 (never sent); sent, 504.",
     )
     status_timeout: Seconds = Field(
         default=1.0, description="Seconds `GET /status` waits for B's `/status`."
