@@ -259,7 +259,8 @@ async def _relay(websocket: WebSocket, client: httpx.AsyncClient, settings: Sett
                     headers={REQUEST_ID_HEADER: websocket.state.request_id},
                 )
             )
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            logger.warning("cannot open %s on service B: %r", url, exc)
             await _refuse(
                 websocket,
                 status.HTTP_503_SERVICE_UNAVAILABLE,

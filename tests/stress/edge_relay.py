@@ -12,17 +12,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import httpx
+import websockets
+import websockets.asyncio.client
 
 from service_a import Settings as ASettings
 from service_a.b_client import build_client, call_service_b
+from tests.live import ServiceProcess, run_service
 from tests.raw_server import RawServer, send
 from tests.stress.run import Row
 
@@ -92,4 +99,169 @@ def a_head_cost() -> Iterator[Row]:
     )
 
 
-PROBES = [a_head_cost]
+@contextlib.contextmanager
+def a_and_b(**a_env: str) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Run B and A in front of it as processes on free ports, with their defaults."""
+    quiet = ["--log-level", "warning"]
+    with tempfile.TemporaryDirectory(prefix="edge-relay-") as workdir:
+        b_env = {"SERVICE_B_DATABASE_PATH": str(Path(workdir) / "items.sqlite3")}
+        with run_service("service_b", env=b_env, args=quiet) as b:
+            env = {"SERVICE_A_SERVICE_B_URL": b.base_url, **a_env}
+            with run_service("service_a", env=env, args=quiet) as a:
+                yield a, b
+
+
+def rss_kib(pid: int) -> int:
+    """Give a process's resident set size in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")  # pragma: no cover - Linux always has it
+
+
+async def settled_rss_kib(pid: int, seconds: float = 5.0) -> int:
+    """Give the RSS once it stops falling (or after `seconds`): frees land a little late."""
+    deadline = time.monotonic() + seconds
+    last = rss_kib(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        now = rss_kib(pid)
+        if now >= last:
+            return now
+        last = now
+    return last
+
+
+async def _open_sessions(
+    url: str, count: int
+) -> tuple[list[websockets.asyncio.client.ClientConnection], list[str]]:
+    """Open `count` echo sessions, each proven by one round trip; give them and the failures."""
+    opened: list[websockets.asyncio.client.ClientConnection] = []
+    failures: list[str] = []
+
+    async def one(number: int) -> None:
+        try:
+            ws = await websockets.asyncio.client.connect(url, open_timeout=20)
+            await ws.send(f"hi {number}")
+            answer = await asyncio.wait_for(ws.recv(), 20)
+            if answer != f"Echo: hi {number}":
+                failures.append(f"answer {answer!r}")
+            opened.append(ws)
+        except websockets.InvalidStatus as exc:
+            body = exc.response.body.decode(errors="replace") if exc.response.body else ""
+            failures.append(f"{exc.response.status_code} {body[:120]}")
+        except Exception as exc:  # noqa: BLE001 - every failure is counted, by kind
+            failures.append(type(exc).__name__ + ": " + str(exc)[:80])
+
+    batch = 50
+    for start in range(0, count, batch):
+        await asyncio.gather(*(one(n) for n in range(start, min(start + batch, count))))
+    return opened, failures
+
+
+async def _relay_sessions(a: ServiceProcess) -> list[Row]:
+    url = a.base_url.replace("http", "ws", 1) + "/ws/echo"
+    pid = a.process.pid
+    warm, _ = await _open_sessions(url, 20)  # first sessions load code and caches
+    await asyncio.gather(*(ws.close() for ws in warm))
+    baseline = await settled_rss_kib(pid)
+    sessions, failures = await _open_sessions(url, SESSIONS)
+    opened = await settled_rss_kib(pid)
+    await asyncio.gather(*(ws.close() for ws in sessions))
+    after = await settled_rss_kib(pid, 10.0)
+    per_session = (opened - baseline) / max(len(sessions), 1)
+    back = (after - baseline) / 1024
+    first_failure = f"; first failure: {failures[0]}" if failures else ""
+    why = [line for line in a.log().splitlines() if "cannot open" in line]
+    if why:
+        first_failure += f" ({why[0].split(': ', 1)[-1][:160]})"
+    return [
+        Row(
+            "relay_sessions_connected",
+            f"{len(sessions)} of {SESSIONS} relayed{first_failure}",
+            f"all {SESSIONS}",
+            len(sessions) == SESSIONS,
+        ),
+        Row(
+            "relay_session_memory",
+            f"{per_session:.0f} KiB per idle session in A "
+            f"(RSS {baseline / 1024:.0f} -> {opened / 1024:.0f} MiB)",
+            f"<= {SESSION_KIB_LIMIT} KiB",
+            per_session <= SESSION_KIB_LIMIT,
+        ),
+        Row(
+            "relay_memory_after_close",
+            f"{back:+.1f} MiB over baseline after close ({after / 1024:.0f} MiB)",
+            f"<= {RSS_BACK_MIB_LIMIT} MiB",
+            back <= RSS_BACK_MIB_LIMIT,
+        ),
+    ]
+
+
+def relay_sessions() -> Iterator[Row]:
+    """1,000 idle sessions through A with its defaults: all relayed, memory per session, after."""
+    with a_and_b() as (a, _):
+        yield from asyncio.run(_relay_sessions(a))
+
+
+async def _post(host: str, port: int, body: bytes) -> tuple[int, dict[str, str]]:
+    """Send one `POST /items` on a connection of its own; give the status and headers."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(
+            b"POST /items HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(body), body)
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+    finally:
+        writer.close()
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split(" ", 2)[1]), headers
+
+
+async def _burst(a: ServiceProcess, b: ServiceProcess) -> list[Row]:
+    outcomes: dict[str, int] = {}
+    refusals_without_retry_after = 0
+
+    async def one(number: int) -> None:
+        nonlocal refusals_without_retry_after
+        body = json.dumps({"name": f"burst {number}"}).encode()
+        try:
+            code, headers = await _post("127.0.0.1", a.port, body)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            key = type(exc).__name__
+        else:
+            key = str(code)
+            if code == 503 and "retry-after" not in headers:
+                refusals_without_retry_after += 1
+        outcomes[key] = outcomes.get(key, 0) + 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(n) for n in range(BURST)))
+    elapsed = time.monotonic() - started
+    created = outcomes.get("201", 0)
+    async with httpx.AsyncClient(base_url=b.base_url) as direct:
+        last = (await direct.post("/items", json={"name": "after the burst"})).json()
+    reached_b = last["item_data"]["item_id"] - 2  # item 1 is there from the start
+    refused = outcomes.get("503", 0)
+    ok = created + refused == BURST and reached_b == created and not refusals_without_retry_after
+    figure = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
+    return [
+        Row(
+            "burst_creates",
+            f"{BURST} at once in {elapsed:.1f} s: {figure}; {reached_b} reached B",
+            "201, or 503 + Retry-After never sent",
+            ok,
+        )
+    ]
+
+
+def burst_creates() -> Iterator[Row]:
+    """2,000 concurrent creates through A with its defaults: created, or refused unsent."""
+    with a_and_b() as (a, b):
+        yield from asyncio.run(_burst(a, b))
+
+
+PROBES = [a_head_cost, relay_sessions, burst_creates]
