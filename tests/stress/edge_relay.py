@@ -119,6 +119,18 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")  # pragma: no cover - Linux always has it
 
 
+def open_fds(pid: int) -> int:
+    """Give how many file descriptors a process has open."""
+    return sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+
+
+def wait_for_fds(pid: int, count: int, seconds: float) -> None:
+    """Wait until a process has at most `count` descriptors open, or `seconds` passed."""
+    deadline = time.monotonic() + seconds
+    while open_fds(pid) > count and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 async def settled_rss_kib(pid: int, seconds: float = 5.0) -> int:
     """Give the RSS once it stops falling (or after `seconds`): frees land a little late."""
     deadline = time.monotonic() + seconds
@@ -165,9 +177,12 @@ async def _relay_sessions(a: ServiceProcess) -> list[Row]:
     warm, _ = await _open_sessions(url, 20)  # first sessions load code and caches
     await asyncio.gather(*(ws.close() for ws in warm))
     baseline = await settled_rss_kib(pid)
+    baseline_fds = open_fds(pid)
     sessions, failures = await _open_sessions(url, SESSIONS)
     opened = await settled_rss_kib(pid)
     await asyncio.gather(*(ws.close() for ws in sessions))
+    # A is done with the sessions once it closed their sockets, both legs.
+    await asyncio.to_thread(wait_for_fds, pid, baseline_fds, 30.0)
     after = await settled_rss_kib(pid, 10.0)
     per_session = (opened - baseline) / max(len(sessions), 1)
     back = (after - baseline) / 1024
@@ -214,16 +229,19 @@ async def _post(host: str, port: int, body: bytes) -> tuple[int, dict[str, str]]
         )
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+        length = int(headers.get("content-length", "0"))
+        headers["body"] = (await reader.readexactly(length)).decode(errors="replace")
     finally:
         writer.close()
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
     return int(lines[0].split(" ", 2)[1]), headers
 
 
 async def _burst(a: ServiceProcess, b: ServiceProcess) -> list[Row]:
     outcomes: dict[str, int] = {}
     refusals_without_retry_after = 0
+    details: list[str] = []
 
     async def one(number: int) -> None:
         nonlocal refusals_without_retry_after
@@ -236,6 +254,8 @@ async def _burst(a: ServiceProcess, b: ServiceProcess) -> list[Row]:
             key = str(code)
             if code == 503 and "retry-after" not in headers:
                 refusals_without_retry_after += 1
+            if code != 201 and len(details) < 3:
+                details.append(f"{code} {headers['body'][:100]}")
         outcomes[key] = outcomes.get(key, 0) + 1
 
     started = time.monotonic()
@@ -244,10 +264,15 @@ async def _burst(a: ServiceProcess, b: ServiceProcess) -> list[Row]:
     created = outcomes.get("201", 0)
     async with httpx.AsyncClient(base_url=b.base_url) as direct:
         last = (await direct.post("/items", json={"name": "after the burst"})).json()
+    why = [line for line in a.log().splitlines() if "unavailable" in line or "Error" in line]
+    if why:
+        details.insert(0, why[0][-160:])
     reached_b = last["item_data"]["item_id"] - 2  # item 1 is there from the start
     refused = outcomes.get("503", 0)
     ok = created + refused == BURST and reached_b == created and not refusals_without_retry_after
     figure = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
+    if details:
+        figure += f" (e.g. {details[0]})"
     return [
         Row(
             "burst_creates",
