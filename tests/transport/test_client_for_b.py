@@ -18,6 +18,7 @@ from service_a import Settings as ASettings
 from service_a import create_app as create_a
 from service_a.b_client import build_client
 from tests.raw_server import RawServer, Script, send
+from tests.ws import connect_ws
 
 pytestmark = pytest.mark.anyio
 
@@ -162,3 +163,17 @@ async def test_queued_past_the_deadline_is_503_and_never_sent(transport: str) ->
     assert queued.headers["retry-after"] == "1"
     assert queued.json()["detail"].startswith("service B unavailable: no free connection")
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("transport", ["fast", "httpx"])
+async def test_http_never_holds_up_a_websocket(upstream: str, transport: str) -> None:
+    """With the one HTTP connection held by a response, a WebSocket upgrade still goes."""
+    settings = ASettings(service_b_url=upstream, max_connections=1, transport=transport)
+    async with (
+        build_client(settings) as client,
+        client.stream("GET", "/chunked", params={"n": 200, "size": 65536}) as held,
+    ):
+        assert held.status_code == 200  # its connection stays taken until the block ends
+        async with connect_ws("/ws", client) as ws:
+            await ws.send_text("through")
+            assert await ws.receive_text() == "echo:through"
