@@ -90,8 +90,9 @@ class Relay:
     async def run(self) -> None:
         """Pump frames both ways; return once both sides are closed."""
         async with anyio.create_task_group() as group:
-            group.start_soon(self._client_to_b, group.cancel_scope)
             group.start_soon(self._b_to_client, group.cancel_scope)
+            # This direction runs in the session's own task: one task less for each session.
+            await self._client_to_b(group.cancel_scope)
 
     async def _client_to_b(self, done: anyio.CancelScope) -> None:
         while True:
