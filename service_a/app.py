@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
@@ -116,7 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         async with build_client(settings) as client:
             logger.info("service A ready, service B at %s", settings.service_b_url)
-            yield State(service_b_client=client, settings=settings)
+            yield State(
+                service_b_client=client,
+                settings=settings,
+                ws_sessions=anyio.CapacityLimiter(settings.max_ws_sessions),
+            )
 
     app = FastAPIOffline(
         title="Service A",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, TypedDict
 
+import anyio
 import httpx
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -20,6 +21,7 @@ class State(TypedDict):
 
     service_b_client: httpx.AsyncClient
     settings: Settings
+    ws_sessions: anyio.CapacityLimiter
 
 
 def _state(connection: HTTPConnection) -> State:
@@ -37,5 +39,11 @@ async def get_settings(connection: HTTPConnection) -> Settings:
     return _state(connection)["settings"]
 
 
+async def get_ws_sessions(connection: HTTPConnection) -> anyio.CapacityLimiter:
+    """Give the count of the WebSocket sessions A relays, bounded by `max_ws_sessions`."""
+    return _state(connection)["ws_sessions"]
+
+
 ServiceBClient = Annotated[httpx.AsyncClient, Depends(get_service_b_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+WsSessions = Annotated[anyio.CapacityLimiter, Depends(get_ws_sessions)]

@@ -23,7 +23,7 @@ from starlette.exceptions import WebSocketException
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect as ClientGone
 
-from service_a.dependencies import ServiceBClient, SettingsDep
+from service_a.dependencies import ServiceBClient, SettingsDep, WsSessions
 from service_a.edge import REQUEST_ID_HEADER
 from service_a.forwarded import forwarded_header_text
 from service_a.settings import Settings
@@ -91,8 +91,9 @@ class Relay:
     async def run(self) -> None:
         """Pump frames both ways; return once both sides are closed."""
         async with anyio.create_task_group() as group:
-            group.start_soon(self._client_to_b, group.cancel_scope)
             group.start_soon(self._b_to_client, group.cancel_scope)
+            # This direction runs in the session's own task: one task less for each session.
+            await self._client_to_b(group.cancel_scope)
 
     async def _client_to_b(self, done: anyio.CancelScope) -> None:
         while True:
@@ -204,8 +205,9 @@ async def _refuse(websocket: WebSocket, http_status: int, close_code: int, reaso
     """
     logger.warning("refusing WebSocket %s: %s", websocket.url.path, reason)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        retry = {"Retry-After": "1"} if http_status == status.HTTP_503_SERVICE_UNAVAILABLE else None
         await websocket.send_denial_response(
-            JSONResponse({"detail": reason}, status_code=http_status)
+            JSONResponse({"detail": reason}, status_code=http_status, headers=retry)
         )
     else:
         await websocket.accept()
@@ -213,15 +215,37 @@ async def _refuse(websocket: WebSocket, http_status: int, close_code: int, reaso
 
 
 async def relay_websocket(
-    websocket: WebSocket, client: httpx.AsyncClient, settings: Settings
+    websocket: WebSocket,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    sessions: anyio.CapacityLimiter,
 ) -> None:
     """Open the same path and query on B through `client`, then relay until either side closes.
 
-    B unreachable or refusing the handshake: the client's handshake is refused with HTTP 503
-    (or, where the server cannot send an HTTP answer, closed at once with 1013). B closing,
-    at any time: the client is closed with B's code and reason. B gone mid-session: closed
-    with 1011.
+    The session holds one of `sessions` while it runs; with none left (A relays
+    `max_ws_sessions` already), the handshake is refused with HTTP 503 at once, without
+    waiting and without asking B. B unreachable or refusing the handshake: the client's
+    handshake is refused with HTTP 503 too (or, where the server cannot send an HTTP
+    answer, closed at once with 1013). B closing, at any time: the client is closed with
+    B's code and reason. B gone mid-session: closed with 1011.
     """
+    try:
+        sessions.acquire_nowait()
+    except anyio.WouldBlock:
+        await _refuse(
+            websocket,
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            status.WS_1013_TRY_AGAIN_LATER,
+            f"A is at its limit of {sessions.total_tokens:g} WebSocket sessions; try again later",
+        )
+        return
+    try:
+        await _relay(websocket, client, settings)
+    finally:
+        sessions.release()
+
+
+async def _relay(websocket: WebSocket, client: httpx.AsyncClient, settings: Settings) -> None:
     url = websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
     async with contextlib.AsyncExitStack() as stack:
         try:
@@ -240,7 +264,8 @@ async def relay_websocket(
                     },
                 )
             )
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            logger.warning("cannot open %s on service B: %r", url, exc)
             await _refuse(
                 websocket,
                 status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -267,10 +292,10 @@ async def relay_websocket(
 
 
 async def relay_endpoint(
-    websocket: WebSocket, client: ServiceBClient, settings: SettingsDep
+    websocket: WebSocket, client: ServiceBClient, settings: SettingsDep, sessions: WsSessions
 ) -> None:
     """Relay this WebSocket to the same path on B."""
-    await relay_websocket(websocket, client, settings)
+    await relay_websocket(websocket, client, settings, sessions)
 
 
 for _path in RELAYED_PATHS:

@@ -25,8 +25,10 @@ class Settings(BaseSettings):
         default=5.0, description="Seconds to wait for B's answer; then 504."
     )
     write_timeout: Seconds = Field(default=5.0, description="Seconds to send a request to B.")
-    pool_timeout: Seconds = Field(
-        default=1.0, description="Seconds to wait for a free connection to B; then 503."
+    request_timeout: Seconds = Field(
+        default=10.0,
+        description="Seconds one request to B may take in all, from when it starts waiting for "
+        "a free connection: still waiting then, 503 (never sent); sent, 504.",
     )
     status_timeout: Seconds = Field(
         default=1.0, description="Seconds `GET /status` waits for B's `/status`."
@@ -88,6 +90,11 @@ class Settings(BaseSettings):
         default=16384,
         description="Most client connections open at once (lowered to what the open file "
         "limit allows); past it an idle one is closed, else the new one gets 503.",
+    )
+    max_ws_sessions: Annotated[int, Field(ge=1)] = Field(
+        default=10_000,
+        description="Most WebSocket sessions A relays at once, apart from the HTTP pool; "
+        "past it a handshake gets 503.",
     )
     allowed_origins: list[str] = Field(
         default=["http://localhost:8001", "http://127.0.0.1:8001"],

@@ -18,6 +18,7 @@ version fails at once, naming the version, instead of letting tests hang or pass
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from importlib.metadata import version
 from types import TracebackType
@@ -57,6 +58,16 @@ def connect_ws(
 
 
 class _InProcessStream(ASGIWebSocketAsyncNetworkStream):
+    #: Told when the app's session has returned (the transport counts the running ones).
+    on_finished: Callable[[], None] | None = None
+
+    async def _run(self) -> None:
+        try:
+            await super()._run()
+        finally:
+            if self.on_finished is not None:
+                self.on_finished()
+
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         while True:
             try:
@@ -93,6 +104,9 @@ class InProcessWebSocketTransport(ASGIWebSocketTransport):
     #: The stream each session runs on; a subclass may give one that behaves otherwise.
     stream_class: type[_InProcessStream] = _InProcessStream
 
+    #: How long a closing client lets the app end the sessions it still runs, then cancels them.
+    sessions_grace: float = 10.0
+
     def __init__(self, *args: Any, initial_receive_timeout: float = 30.0, **kwargs: Any) -> None:
         """Wait up to 30 s for the app to accept: httpx-ws's 1 s fails on a loaded machine.
 
@@ -100,6 +114,8 @@ class InProcessWebSocketTransport(ASGIWebSocketTransport):
         where the app is quick; a test that wants a refusal sees it as soon as it is sent.
         """
         super().__init__(*args, initial_receive_timeout=initial_receive_timeout, **kwargs)
+        self._running = 0
+        self._idle = anyio.Event()
 
     async def __aexit__(
         self,
@@ -107,13 +123,27 @@ class InProcessWebSocketTransport(ASGIWebSocketTransport):
         exc_val: BaseException | None = None,
         exc_tb: TracebackType | None = None,
     ) -> None:
-        """Close like a server that stops: sessions still running are cancelled, not awaited.
+        """Close like a server that stops: sessions still running get `sessions_grace`.
 
         httpx-ws waits for every session the app still runs; one stuck after a failed test
-        then hangs the test's teardown for ever instead of letting the failure be reported.
+        would hang the test's teardown for ever instead of letting the failure be reported.
+        So sessions that have not ended within the grace period are cancelled.
         """
-        self._task_group.cancel_scope.cancel()
+        if self._running:
+            with anyio.move_on_after(self.sessions_grace):
+                await self._idle.wait()
+            self._task_group.cancel_scope.cancel()
         await super().__aexit__(exc_type, exc_val, exc_tb)
+
+    def _started(self) -> None:
+        if not self._running:
+            self._idle = anyio.Event()
+        self._running += 1
+
+    def _finished(self) -> None:
+        self._running -= 1
+        if not self._running:
+            self._idle.set()
 
     async def _handle_ws_request(
         self,
@@ -123,6 +153,8 @@ class InProcessWebSocketTransport(ASGIWebSocketTransport):
         async def open_stream(*, task_status: anyio.abc.TaskStatus[Any]) -> None:
             app = self.app  # typed as httpx's ASGI app; httpx-ws's stream names the same shape
             stream = self.stream_class(app, scope, self._task_group, self._initial_receive_timeout)  # type: ignore[arg-type]
+            self._started()
+            stream.on_finished = self._finished
             assert self._exit_stack is not None
             task_status.started(await self._exit_stack.enter_async_context(stream))
 

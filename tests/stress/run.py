@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 #: The modules whose `PROBES` this run collects, in the order their rows are printed.
 MODULES: tuple[str, ...] = (
     "tests.stress.edge_heads",
+    "tests.stress.edge_relay",
     "tests.stress.fanout",
     "tests.stress.login",
     "tests.stress.store",

@@ -162,6 +162,28 @@ SCRIPTS: dict[str, Script] = {
     "/head": send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
     "/not-modified": send(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\n\r\n"),
     "/switching": send_close(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
+    # Issue 10, finding 6: what the hand-written parser let through.
+    "/http10-chunked": send(
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n"
+    ),
+    "/bad-version": send(b"HTTP/1.a 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    "/status-000": send(b"HTTP/1.1 000 OK\r\nContent-Length: 0\r\n\r\n"),
+    "/lf-in-reason": send(b"HTTP/1.1 200 O\nK\r\nContent-Length: 0\r\n\r\n"),
+    "/nul-in-reason": send(b"HTTP/1.1 200 O\x00K\r\nContent-Length: 0\r\n\r\n"),
+    "/gzip-chunked": send(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    ),
+    "/chunked-chunked": send(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    ),
+    "/space-in-chunk-size": send(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 2 \r\nok\r\n0\r\n\r\n"
+    ),
+    "/lf-in-chunk-ext": send(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a\nb\r\nok\r\n0\r\n\r\n"
+    ),
+    "/bare-lf-head": send(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
 }
 
 

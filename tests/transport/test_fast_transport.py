@@ -423,10 +423,10 @@ async def test_wire_keep_alive_and_framing(raw_server: RawServer) -> None:
     [
         ("/close-delimited", b"hello world"),
         ("/http10", b"ok"),
-        ("/te-and-cl", b"ok"),
         ("/extra-bytes", b"ok"),
         ("/conn-close", b"ok"),
         ("/extra-after-204", b""),
+        ("/http10-chunked", b"ok"),
     ],
 )
 async def test_wire_responses_that_end_the_connection(
@@ -444,6 +444,7 @@ async def test_wire_responses_that_end_the_connection(
     "path",
     [
         "/bad-status",
+        "/te-and-cl",
         "/bad-cl",
         "/conflicting-cl",
         "/obs-fold",
@@ -456,6 +457,15 @@ async def test_wire_responses_that_end_the_connection(
         "/no-response",
         "/switching",
         "/huge-head",
+        "/bad-version",
+        "/status-000",
+        "/lf-in-reason",
+        "/nul-in-reason",
+        "/gzip-chunked",
+        "/chunked-chunked",
+        "/space-in-chunk-size",
+        "/lf-in-chunk-ext",
+        "/bare-lf-head",  # at once, not a read timeout: the parser sees the bare LF
     ],
 )
 async def test_wire_protocol_errors(raw_server: RawServer, path: str) -> None:
@@ -475,29 +485,36 @@ async def test_wire_reset_is_read_error(raw_server: RawServer) -> None:
 
 
 # --------------------------------------------------------------------------- #
-# Pure unit tests of the chunked decoder (no I/O)
+# Pure unit tests of the response parser (no I/O)
 # --------------------------------------------------------------------------- #
 def _feed_bytewise(data: bytes) -> Iterator[bytes]:
-    """Feed a chunked body one byte at a time, yielding decoded chunks."""
-    dec = fast_transport._ChunkedBody()  # noqa: SLF001
+    """Feed a response one byte at a time, yielding decoded body chunks."""
+    answer = fast_transport._Answer(is_head=False, max_head=65536)  # noqa: SLF001
     for i in range(len(data)):
-        yield from dec.feed(data[i : i + 1])
-    assert dec.done
-    assert dec.leftover == b""
+        answer.feed(data[i : i + 1])
+        yield from answer.take_body()
+    assert answer.done
+    assert answer.keep_alive
 
 
-def test_chunked_decoder_bytewise() -> None:
-    """The chunked decoder copes with input split at every byte."""
-    data = b"4\r\nWiki\r\n5;x=y\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nT: 1\r\n\r\n"
+def test_chunked_body_bytewise() -> None:
+    """The chunked body is decoded from input split at every byte."""
+    data = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4\r\nWiki\r\n5;x=y\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nT: 1\r\n\r\n"
+    )
     assert b"".join(_feed_bytewise(data)) == b"Wikipedia in\r\n\r\nchunks."
 
 
-def test_chunked_decoder_leftover() -> None:
-    """Bytes after the end of a chunked body are kept as leftover."""
-    dec = fast_transport._ChunkedBody()  # noqa: SLF001
-    assert dec.feed(b"2\r\nok\r\n0\r\n\r\nHTTP/1.1") == [b"ok"]
-    assert dec.done
-    assert dec.leftover == b"HTTP/1.1"
+def test_bytes_after_the_answer_make_the_connection_unusable() -> None:
+    """Bytes after the end of a chunked body are not another answer: the connection ends."""
+    answer = fast_transport._Answer(is_head=False, max_head=65536)  # noqa: SLF001
+    answer.feed(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1"
+    )
+    assert answer.take_body() == [b"ok"]
+    assert answer.done
+    assert not answer.keep_alive
 
 
 async def test_read_timeout_while_streaming_the_body(raw_server: RawServer) -> None:
