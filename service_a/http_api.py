@@ -67,6 +67,8 @@ BODY_ERRORS = (status.HTTP_400_BAD_REQUEST, status.HTTP_413_CONTENT_TOO_LARGE)
 # What A accepts from B, per operation: status to the model of the body (None: no body).
 REFUSED: dict[int, TypeAdapter[Any] | None] = {
     status.HTTP_422_UNPROCESSABLE_CONTENT: VALIDATION_ERRORS,
+    # B up but its item store unreachable (PostgreSQL down): B's detail says so, A passes it on.
+    status.HTTP_503_SERVICE_UNAVAILABLE: DETAIL,
 }
 NOT_FOUND: dict[int, TypeAdapter[Any] | None] = {status.HTTP_404_NOT_FOUND: DETAIL}
 #: For each item operation A forwards, the answers A accepts from B: status to body model.

@@ -200,9 +200,9 @@ async def test_pool_timeout_gives_503(faulty_a: MakeA) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("code", [500, 502, 503])
+@pytest.mark.parametrize("code", [500, 502, 504])
 async def test_server_error_gives_502(code: int, faulty_a: MakeA) -> None:
-    """B answering 5xx gives 502, naming what B answered."""
+    """B answering a 5xx it does not document gives 502, naming what B answered."""
     client, _ = await faulty_a(lambda r: r.get("/items/1").respond(code, json={"detail": "boom"}))
     response = await client.get("/items/1")
     assert (502, {"detail": f"service B's answer to GET /items/1 is an error: {code}"}) == (
@@ -451,3 +451,15 @@ async def test_status_degraded_while_b_is_unwell(
         response.json()["status"],
         response.json()["service_b"]["detail"],
     )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("method", "path"), [("GET", "/items/1"), ("POST", "/items")])
+async def test_b_store_unavailable_is_passed_on(faulty_a: MakeA, method: str, path: str) -> None:
+    """B's 503 for an unreachable item store reaches A's caller as B sent it, not as 502."""
+    detail = {"detail": "The item store is unavailable; try again later."}
+    client, _ = await faulty_a(
+        lambda router: router.route(path=path).mock(return_value=httpx.Response(503, json=detail))
+    )
+    response = await client.request(method, path, json={"name": "Spoon"})
+    assert (503, detail) == (response.status_code, response.json())
