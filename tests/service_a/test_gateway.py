@@ -16,7 +16,7 @@ from service_a import create_app as create_a
 from service_a.b_client import build_client, request_for_b
 from service_a.dependencies import get_service_b_client
 from service_a.transport import FastTransport
-from tests.service_b.http_cases import CASES, HttpCase, check_answer, parse
+from tests.service_b.http_cases import CASES, HttpCase, check_response
 
 # B's own table, for the item operations A forwards: through A, every answer is the same.
 FORWARDED = [case for case in CASES if case.path.startswith("/items")]
@@ -26,15 +26,7 @@ FORWARDED = [case for case in CASES if case.path.startswith("/items")]
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in FORWARDED])
 async def test_item_answers_are_bs(case: HttpCase, a_client: httpx.AsyncClient) -> None:
     """Each item request through A gets exactly the answer B gives."""
-    response = await a_client.request(case.method, case.path, **case.request_kwargs())
-    content_type = response.headers.get("content-type", "")
-    check_answer(
-        case,
-        response.status_code,
-        response.headers,
-        response.text,
-        parse(content_type, response.text),
-    )
+    check_response(case, await a_client.request(case.method, case.path, **case.request_kwargs()))
 
 
 @pytest.mark.anyio

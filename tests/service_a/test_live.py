@@ -15,7 +15,7 @@ from httpx_ws import WebSocketDisconnect, WebSocketUpgradeError
 from tests.live import ServiceProcess, free_port, run_service
 from tests.service_a.test_gateway import FORWARDED
 from tests.service_a.test_relay import THROUGH_A
-from tests.service_b.http_cases import HttpCase, check_answer, parse
+from tests.service_b.http_cases import HttpCase, check_response
 from tests.service_b.ws_scripts import LOGGED_IN, Script, SendLogin, run_with_httpx_ws
 from tests.ws import connect_ws
 
@@ -62,15 +62,7 @@ async def client(live_pair: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in READ_ONLY])
 async def test_answer_through_a(case: HttpCase, client: httpx.AsyncClient) -> None:
     """Each read-only or refused item request through A gets B's answer over real HTTP."""
-    response = await client.request(case.method, case.path, **case.request_kwargs())
-    content_type = response.headers.get("content-type", "")
-    check_answer(
-        case,
-        response.status_code,
-        response.headers,
-        response.text,
-        parse(content_type, response.text),
-    )
+    check_response(case, await client.request(case.method, case.path, **case.request_kwargs()))
 
 
 @pytest.mark.anyio

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 MAX_ID = 2**63 - 1
 
 
@@ -249,6 +251,18 @@ def check_answer(case: HttpCase, status: int, headers: Any, text: str, parsed: A
 
 def _not_json(constant: str) -> Any:
     raise AssertionError(f"{constant} is not JSON")
+
+
+def check_response(case: HttpCase, response: httpx.Response) -> None:
+    """Assert that an httpx response is the answer `case` expects."""
+    content_type = response.headers.get("content-type", "")
+    check_answer(
+        case,
+        response.status_code,
+        response.headers,
+        response.text,
+        parse(content_type, response.text),
+    )
 
 
 def parse(content_type: str, text: str) -> Any:

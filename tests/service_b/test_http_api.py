@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service_b.http_cases import CASES, HttpCase, check_answer, parse
+from tests.service_b.http_cases import CASES, HttpCase, check_answer, check_response, parse
 
 by_id = pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
 
@@ -15,15 +15,7 @@ by_id = pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES
 @by_id
 async def test_answer_through_asgi_transport(case: HttpCase, b_client: httpx.AsyncClient) -> None:
     """Each request gets its documented status, body and headers from httpx.AsyncClient."""
-    response = await b_client.request(case.method, case.path, **case.request_kwargs())
-    content_type = response.headers.get("content-type", "")
-    check_answer(
-        case,
-        response.status_code,
-        response.headers,
-        response.text,
-        parse(content_type, response.text),
-    )
+    check_response(case, await b_client.request(case.method, case.path, **case.request_kwargs()))
 
 
 @by_id

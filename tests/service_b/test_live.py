@@ -14,7 +14,7 @@ import trustme
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect, WebSocketUpgradeError
 
 from tests.live import ServiceProcess, run_service
-from tests.service_b.http_cases import CASES, HttpCase, check_answer, parse
+from tests.service_b.http_cases import CASES, HttpCase, check_response
 from tests.service_b.ws_scripts import Script, by_script, run_with_httpx_ws
 from tests.ws import connect_ws
 
@@ -56,15 +56,7 @@ async def client(live_b: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in READ_ONLY])
 async def test_answer(case: HttpCase, client: httpx.AsyncClient) -> None:
     """Each read-only or refused request gets its documented answer over real HTTP."""
-    response = await client.request(case.method, case.path, **case.request_kwargs())
-    content_type = response.headers.get("content-type", "")
-    check_answer(
-        case,
-        response.status_code,
-        response.headers,
-        response.text,
-        parse(content_type, response.text),
-    )
+    check_response(case, await client.request(case.method, case.path, **case.request_kwargs()))
 
 
 @pytest.mark.anyio

@@ -25,7 +25,7 @@ from service_b.store_pg import MIGRATIONS, SchemaTooNew
 from service_b.topics import Topic
 from tests.live import run_service
 from tests.postgres import PostgresServer, free_port
-from tests.service_b.http_cases import CASES, HttpCase, check_answer, parse
+from tests.service_b.http_cases import CASES, HttpCase, check_response
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -365,15 +365,7 @@ async def pg_b(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.mark.parametrize("case", [pytest.param(_on_postgresql(c), id=c.id) for c in CASES])
 async def test_http_answers_on_postgresql(case: HttpCase, pg_b: httpx.AsyncClient) -> None:
     """B on PostgreSQL gives each request of the HTTP table its documented answer."""
-    response = await pg_b.request(case.method, case.path, **case.request_kwargs())
-    content_type = response.headers.get("content-type", "")
-    check_answer(
-        case,
-        response.status_code,
-        response.headers,
-        response.text,
-        parse(content_type, response.text),
-    )
+    check_response(case, await pg_b.request(case.method, case.path, **case.request_kwargs()))
 
 
 @pytest.mark.anyio

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.service_b.http_cases import HttpCase, check_answer, parse
+from tests.service_b.http_cases import HttpCase, check_response
 from tests.service_b.strict_cases import STRICT_CASES
 
 SEED = [{"item_id": 1, "name": "The One Item"}]
@@ -15,15 +15,7 @@ SEED = [{"item_id": 1, "name": "The One Item"}]
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in STRICT_CASES])
 async def test_lax_input_is_refused(case: HttpCase, b_client: httpx.AsyncClient) -> None:
     """Each lax spelling of an id, a query or a body gets a JSON refusal, and changes nothing."""
-    response = await b_client.request(case.method, case.path, **case.request_kwargs())
-    content_type = response.headers.get("content-type", "")
-    check_answer(
-        case,
-        response.status_code,
-        response.headers,
-        response.text,
-        parse(content_type, response.text),
-    )
+    check_response(case, await b_client.request(case.method, case.path, **case.request_kwargs()))
     assert SEED == (await b_client.get("/items")).json()
 
 
