@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from service_a.edge import REQUEST_ID_HEADER
 from service_a.settings import Settings
-from service_a.transport import FastTransport, ReusedConnectionClosed
+from service_a.transport import IDEMPOTENT_METHODS, PooledHTTP11Transport, ReusedConnectionClosed
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +49,6 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 #: How much later than the wait for a connection the whole request is cut short.
 _POOL_FIRST = 0.05
-
-# Requests that may be sent twice: RFC 9110 section 9.2.2.
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class _NoCookies(httpx.Cookies):
@@ -135,11 +132,10 @@ def build_client(settings: Settings) -> httpx.AsyncClient:
     if settings.transport == "fast":
         # Upgrades (and anything else not plain http) go to the fallback, so to their pool.
         # Retries are A's to decide (see call_service_b): the transport does not retry.
-        transport = FastTransport(limits=limits, retry_stale=False, fallback=transport)
+        transport = PooledHTTP11Transport(limits=limits, retry_stale=False, fallback=transport)
     return ClientForB(
         base_url=settings.service_b_url,
-        transport=transport,
-        limits=limits,
+        transport=transport,  # the limits are the transport's: httpx ignores `limits=` then
         timeout=timeout,
         trust_env=False,
         follow_redirects=False,
@@ -256,7 +252,7 @@ async def call_service_b(  # noqa: PLR0913 - mirrors httpx's request, plus what 
     not retried: it may have reached B.
     """
     request = request_for_b(client, method, path, headers=headers, body=body, params=params)
-    attempts = 2 if method in IDEMPOTENT else 1
+    attempts = 2 if method in IDEMPOTENT_METHODS else 1
     timeouts = request.extensions["timeout"]
     deadline = anyio.current_time() + _budget(client.timeout)
     for attempt in range(1, attempts + 1):

@@ -34,7 +34,7 @@ Usage::
 
     client = httpx.AsyncClient(
         base_url="http://service-b:8080",
-        transport=FastTransport(
+        transport=PooledHTTP11Transport(
             limits=httpx.Limits(
                 max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0
             )
@@ -87,7 +87,7 @@ import anyio.abc
 import httptools
 import httpx
 
-__all__ = ["FastTransport", "ReusedConnectionClosed"]
+__all__ = ["IDEMPOTENT_METHODS", "PooledHTTP11Transport", "ReusedConnectionClosed"]
 
 _READ_SIZE: Final = 64 * 1024
 #: Head and body go out in one write when the body is at most this big.
@@ -97,7 +97,8 @@ _MIN_STATUS: Final = 100
 _MAX_STATUS: Final = 999
 _SWITCHING_PROTOCOLS: Final = 101
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
-_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+#: Requests that may be sent twice: RFC 9110 section 9.2.2.
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
 # RFC 9110 section 5.5: a field value holds visible octets, spaces and tabs, never controls.
 _NOT_IN_FIELD_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -402,7 +403,7 @@ def _serialise(request: httpx.Request, retry_stale: bool) -> _Outgoing | None:
         out.first_write = head
         out.extra_body = body
     out.is_head = method == "HEAD"
-    out.retryable = retry_stale and body is not None and method in _IDEMPOTENT
+    out.retryable = retry_stale and body is not None and method in IDEMPOTENT_METHODS
     return out
 
 
@@ -523,7 +524,7 @@ class _Pool:
         return _Conn(stream, key)
 
     async def _evict_one_idle(self) -> None:
-        """Close the oldest idle connection (of any origin) to make room."""
+        """Close one idle connection to make room: the first origin's longest idle one."""
         for stack in self.idle.values():
             if stack:
                 conn = stack.pop(0)
@@ -670,7 +671,7 @@ class _StreamingBody(httpx.AsyncByteStream):
 # --------------------------------------------------------------------------- #
 # The transport
 # --------------------------------------------------------------------------- #
-class FastTransport(httpx.AsyncBaseTransport):
+class PooledHTTP11Transport(httpx.AsyncBaseTransport):
     """Keep-alive pooled, anyio-native HTTP/1.1 transport for plain ``http``."""
 
     def __init__(

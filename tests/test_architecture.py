@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
+from service_b import Settings as BSettings
 
 ROOT = Path(__file__).parent.parent
 
@@ -53,3 +56,19 @@ def test_documents_publish_the_package_version(document: str) -> None:
 def test_a_publishes_the_package_version() -> None:
     """A's OpenAPI document carries the version of the installed package, pyproject's."""
     assert version("service-pair") == create_a(ASettings()).openapi()["info"]["version"]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "settings"), [("SERVICE_A_", ASettings), ("SERVICE_B_", BSettings)]
+)
+def test_every_setting_has_one_row_in_the_readme(prefix: str, settings: type[BaseSettings]) -> None:
+    """Each environment variable a service reads is documented once in the README's tables."""
+    readme = (ROOT / "README.md").read_text()
+    rows = {
+        f"{prefix}{name.upper()}": len(
+            re.findall(rf"^\| `{prefix}{name.upper()}` \|", readme, flags=re.MULTILINE)
+        )
+        for name in settings.model_fields
+    }
+    assert len(rows) > 5
+    assert {} == {variable: count for variable, count in rows.items() if count != 1}

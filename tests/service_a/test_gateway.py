@@ -15,7 +15,7 @@ from service_a import Settings as ASettings
 from service_a import create_app as create_a
 from service_a.b_client import build_client, request_for_b
 from service_a.dependencies import get_service_b_client
-from service_a.transport import FastTransport
+from service_a.transport import PooledHTTP11Transport
 from tests.service_b.http_cases import CASES, HttpCase, check_response
 
 # B's own table, for the item operations A forwards: through A, every answer is the same.
@@ -159,7 +159,7 @@ async def test_openapi_documents_every_status(a_client: httpx.AsyncClient) -> No
 
 @pytest.mark.parametrize(
     ("name", "transport_type"),
-    [("fast", FastTransport), ("httpx", httpx.AsyncHTTPTransport)],
+    [("fast", PooledHTTP11Transport), ("httpx", httpx.AsyncHTTPTransport)],
 )
 def test_transport_is_chosen_by_setting(name: str, transport_type: type) -> None:
     """SERVICE_A_TRANSPORT picks what carries A's requests; the client stays an AsyncClient."""

@@ -402,7 +402,7 @@ async def test_own_credentials_are_not_warned_about(caplog: pytest.LogCaptureFix
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every SERVICE_B_* variable reaches the settings."""
+    """SERVICE_B_* variables of each kind (paths, URLs, JSON, numbers, flags) reach the settings."""
     monkeypatch.setenv("SERVICE_B_DATABASE_PATH", "/tmp/x.sqlite3")
     monkeypatch.setenv("SERVICE_B_API_KEYS", '{"k": "s"}')
     monkeypatch.setenv("SERVICE_B_ALLOWED_ORIGINS", '["https://app.example"]')

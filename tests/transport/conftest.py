@@ -39,7 +39,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[str]:
-    """Serve tests/upstream_app.py with uvicorn (keep-alive timeout 1 s)."""
+    """Serve tests/transport/upstream_app.py with uvicorn (keep-alive timeout 1 s)."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "uvicorn", "tests.transport.upstream_app:app",

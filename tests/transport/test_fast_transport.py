@@ -1,4 +1,4 @@
-"""FastTransport behaviour on asyncio, asyncio+uvloop and trio against real servers."""
+"""PooledHTTP11Transport behaviour on asyncio, asyncio+uvloop and trio against real servers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from httpx_ws import AsyncWebSocketSession, aconnect_ws
 
 from service_a import transport as fast_transport
-from service_a.transport import FastTransport, ReusedConnectionClosed
+from service_a.transport import PooledHTTP11Transport, ReusedConnectionClosed
 from tests.raw_server import RawServer
 
 pytestmark = pytest.mark.anyio
@@ -23,15 +23,17 @@ T = httpx.Timeout(5.0)
 def client_for(
     base_url: str, *, limits: httpx.Limits | None = None, timeout: httpx.Timeout = T
 ) -> httpx.AsyncClient:
-    """Return an AsyncClient whose transport is a FastTransport."""
-    transport = FastTransport(limits=limits) if limits is not None else FastTransport()
+    """Return an AsyncClient whose transport is a PooledHTTP11Transport."""
+    transport = (
+        PooledHTTP11Transport(limits=limits) if limits is not None else PooledHTTP11Transport()
+    )
     return httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout)
 
 
 def pool_of(client: httpx.AsyncClient) -> fast_transport._Pool:
-    """Return the FastTransport pool behind a client (white-box checks)."""
+    """Return the PooledHTTP11Transport pool behind a client (white-box checks)."""
     transport = client._transport  # noqa: SLF001
-    assert isinstance(transport, FastTransport)
+    assert isinstance(transport, PooledHTTP11Transport)
     return transport._pool  # noqa: SLF001
 
 
@@ -265,7 +267,7 @@ async def test_stale_connection_left_to_the_caller_without_retry(
 ) -> None:
     """With retry_stale=False even a PUT on a dead connection raises, for the caller to retry."""
     monkeypatch.setattr(fast_transport._Conn, "looks_dead", lambda _self: False)  # noqa: SLF001
-    transport = FastTransport(retry_stale=False)
+    transport = PooledHTTP11Transport(retry_stale=False)
     async with httpx.AsyncClient(base_url=upstream, transport=transport, timeout=T) as client:
         await client.get("/echo")
         await anyio.sleep(1.6)
@@ -373,7 +375,7 @@ async def test_unsupported_requests_go_to_fallback() -> None:
         seen.append(f"{request.url.scheme} {request.headers.get('upgrade', '-')}")
         return httpx.Response(200, text="fallback")
 
-    transport = FastTransport(fallback=httpx.MockTransport(handler))
+    transport = PooledHTTP11Transport(fallback=httpx.MockTransport(handler))
     async with httpx.AsyncClient(transport=transport) as client:
         assert (await client.get("https://example.invalid/")).text == "fallback"
         r = await client.get("http://example.invalid/", headers={"Upgrade": "h2c"})
@@ -541,7 +543,7 @@ async def test_idle_connection_of_another_origin_is_evicted(
 
 async def test_closed_transport_refuses_requests(upstream: str) -> None:
     """After aclose() the transport raises instead of opening new connections."""
-    transport = FastTransport()
+    transport = PooledHTTP11Transport()
     await transport.aclose()
     with pytest.raises(RuntimeError):
         await transport.handle_async_request(httpx.Request("GET", f"{upstream}/echo"))
