@@ -39,7 +39,7 @@ ANSWERS: dict[str, Script] = {
     "/items/4": send_close(b'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{"it'),
     "/items/5": send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"),
     "/items/6": send(b"HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: x=1\r\nContent-Length: 0\r\n\r\n"),
-    "/items/7": send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"),
+    "/items/7": send(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"),
 }
 
 
@@ -71,7 +71,7 @@ async def a_in_front_of(url: str) -> AsyncIterator[httpx.AsyncClient]:
         (4, 502, "service B broke the connection"),
         (5, 502, "service B's answer to GET /items/5 (200) does not match what A expects"),
         (6, 502, "service B broke the connection"),
-        (7, 502, "service B's answer to GET /items/7 is an error: 503"),
+        (7, 502, "service B's answer to GET /items/7 is an error: 500"),
     ],
     ids=["silent", "bad status line", "cut short", "wrong shape", "bad header", "5xx"],
 )
