@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import Any, Protocol
 
 MAX_ID = 2**63 - 1
 
@@ -253,8 +251,24 @@ def _not_json(constant: str) -> Any:
     raise AssertionError(f"{constant} is not JSON")
 
 
-def check_response(case: HttpCase, response: httpx.Response) -> None:
-    """Assert that an httpx response is the answer `case` expects."""
+class Answer(Protocol):
+    """A response of httpx, or of the httpx2 that Starlette's TestClient is built on."""
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status."""
+
+    @property
+    def headers(self) -> Any:
+        """The headers, as a case-insensitive mapping."""
+
+    @property
+    def text(self) -> str:
+        """The body, decoded."""
+
+
+def check_response(case: HttpCase, response: Answer) -> None:
+    """Assert that a response (httpx's or TestClient's) is the answer `case` expects."""
     content_type = response.headers.get("content-type", "")
     check_answer(
         case,
