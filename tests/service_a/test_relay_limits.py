@@ -39,7 +39,10 @@ def real_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
 @pytest.mark.anyio
 async def test_sessions_do_not_take_http_connections(real_b: ServiceProcess) -> None:
     """With 2 HTTP connections to B, 101 sessions are relayed and HTTP requests still go."""
-    app = create_a(ASettings(service_b_url=real_b.base_url, max_connections=2))
+    # The test is about pools, not timeouts: on a loaded 2-core machine A's default 0.5 s
+    # connect timeout to B was seen to run out while this process waited for the CPU.
+    settings = ASettings(service_b_url=real_b.base_url, max_connections=2, connect_timeout=30)
+    app = create_a(settings)
     async with (
         LifespanManager(app) as manager,
         httpx.AsyncClient(
@@ -52,7 +55,7 @@ async def test_sessions_do_not_take_http_connections(real_b: ServiceProcess) -> 
         ]
         for number, ws in enumerate(opened):
             await ws.send_text(f"hello {number}")
-        answers = [await ws.receive_text(5) for ws in opened]
+        answers = [await ws.receive_text(30) for ws in opened]
         assert answers == [f"Echo: hello {number}" for number in range(SESSIONS)]
 
         created: list[int] = []
