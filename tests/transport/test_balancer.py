@@ -394,3 +394,20 @@ async def test_sessions_spread_and_move_on(upstream: str, second_upstream: str) 
             assert [upstream.busy for upstream in upstreams] == [0, 2, 1]
         assert [upstream.busy for upstream in upstreams] == [0, 0, 0]
         assert balancer.skipped(upstreams[0]) == 5.0
+
+
+async def test_each_b_keeps_its_path_prefix() -> None:
+    """Bs behind path prefixes each get the request under their own prefix, query and all."""
+    one = RawServer({"/one/who?q=1": _says("one")["/who"]})
+    two = RawServer({"/two/who?q=1": _says("two")["/who"]})
+    try:
+        balancer = _balancer([f"{one.url}/one/", f"{two.url}/two"], Clock())
+        async with httpx.AsyncClient(
+            base_url=f"{one.url}/one/", transport=balancer, timeout=5
+        ) as client:
+            names = [(await client.get("/who", params={"q": "1"})).text for _ in range(2)]
+    finally:
+        one.close()
+        two.close()
+    assert names == ["one", "two"]
+    assert two.requests[0].startswith(b"GET /two/who?q=1 HTTP/1.1")
