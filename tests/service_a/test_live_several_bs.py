@@ -42,7 +42,7 @@ def _names(items: list[dict[str, object]]) -> set[object]:
 
 @pytest.mark.anyio
 async def test_a_spreads_and_outlives_a_b(
-    a_and_two_bs: tuple[ServiceProcess, ServiceProcess, ServiceProcess]
+    a_and_two_bs: tuple[ServiceProcess, ServiceProcess, ServiceProcess],
 ) -> None:
     """Each B's own items show through A in turn; B1 killed, every answer comes from B2."""
     one, two, a = a_and_two_bs
