@@ -120,6 +120,22 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "tests.bench.bench", *session.posargs)
 
 
+@nox.session(default=False)
+def cluster(session: nox.Session) -> None:
+    """Two Bs on PostgreSQL and Redis, A in front of both, on 8000/8002/8001: checks and figures."""
+    for binary, package in (("redis-server", "redis-server"), ("pg_ctl", "postgresql")):
+        found = shutil.which(binary) or any(Path("/usr/lib/postgresql").glob(f"*/bin/{binary}"))
+        if not found:
+            session.log(f"{binary} is missing; installing {package} with apt-get (Debian's)")
+            installer = ["apt-get", "install", "-y", package]
+            if os.geteuid() != 0:
+                installer.insert(0, "sudo")
+            if subprocess.run(installer, check=False).returncode != 0:
+                session.error(f"could not install {package}: run `apt-get install {package}`")
+    install(session, "tests")
+    session.run("python", "-m", "tests.cluster.run", *session.posargs)
+
+
 @nox.session(python=False, default=False)
 def lock(session: nox.Session) -> None:
     """Upgrade uv.lock to the newest allowed versions (`-- --upgrade-package NAME` for one)."""
