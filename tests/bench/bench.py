@@ -1,6 +1,7 @@
 """`nox -s bench`: B and A against the seed's B and nginx, side by side in one run (issue 12).
 
     python -m tests.bench.bench [--duration 2] [--rounds 3] [--only http,echo,broadcast,writes]
+                                [--compare /work/main]
 
 Every target runs for the whole run as a real process on a free port, logging at WARNING:
 the project's B (`python -m service_b`, SQLite in a temporary folder), the seed's B
@@ -55,6 +56,8 @@ QUIET = ["--log-level", "warning"]
 SEED, B = "seed B", "B"
 NGINX_SEED, NGINX_B = "nginx>seed B", "nginx>B"
 A_SEED, A_B = "A>seed B", "A>B"
+# With --compare TREE: B and A from another checkout (say main), in the same rounds.
+B_OLD, A_OLD = "B@compare", "A>B@compare"
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,7 @@ def _host(service: ServiceProcess) -> str:
 
 
 @contextlib.contextmanager
-def targets(folder: str, with_nginx: bool) -> Iterator[dict[str, str]]:
+def targets(folder: str, with_nginx: bool, compare: Path | None) -> Iterator[dict[str, str]]:
     """Start every target; give each one's base URL."""
     b_env = {"SERVICE_B_DATABASE_PATH": str(Path(folder) / "items.sqlite3")}
     seed_args = ["tests.bench.seed_b:app", "--app-dir", str(ROOT), "--no-access-log", *QUIET]
@@ -286,6 +289,16 @@ def targets(folder: str, with_nginx: bool) -> Iterator[dict[str, str]]:
         for name, upstream in ((A_SEED, seed), (A_B, b)):
             env = {"SERVICE_A_SERVICE_B_URL": upstream.base_url}
             urls[name] = stack.enter_context(run_service("service_a", env=env, args=QUIET)).base_url
+        if compare is not None:
+            # PYTHONPATH comes before the editable install: that tree's service_a and service_b.
+            old = {"PYTHONPATH": str(compare.resolve())}
+            b_old_env = {**old, "SERVICE_B_DATABASE_PATH": str(Path(folder) / "old.sqlite3")}
+            b_old = stack.enter_context(run_service("service_b", env=b_old_env, args=QUIET))
+            urls[B_OLD] = b_old.base_url
+            a_old_env = {**old, "SERVICE_A_SERVICE_B_URL": b_old.base_url}
+            urls[A_OLD] = stack.enter_context(
+                run_service("service_a", env=a_old_env, args=QUIET)
+            ).base_url
         if with_nginx:
             urls[NGINX_SEED] = stack.enter_context(run_nginx(_host(seed)))
             urls[NGINX_B] = stack.enter_context(run_nginx(_host(b)))
@@ -310,7 +323,7 @@ class Row:
 def rows(options: argparse.Namespace, script: Path) -> list[Row]:
     """Give the rows `--only` picks, each with its targets."""
     seconds = options.duration
-    http_names = (SEED, B, NGINX_SEED, NGINX_B, A_SEED, A_B)
+    http_names = (SEED, B, NGINX_SEED, NGINX_B, A_SEED, A_B, B_OLD, A_OLD)
     made: list[Row] = []
     if "http" in options.only:
         made.extend(
@@ -326,13 +339,17 @@ def rows(options: argparse.Namespace, script: Path) -> list[Row]:
         )
     if "broadcast" in options.only:
         made.append(
-            Row("broadcast", (B, A_B), lambda u: broadcast(_ws_url(u, "/ws/broadcast"), seconds))
+            Row(
+                "broadcast",
+                (B, A_B, B_OLD, A_OLD),
+                lambda u: broadcast(_ws_url(u, "/ws/broadcast"), seconds),
+            )
         )
     if "writes" in options.only:
         made.extend(
             Row(
                 f"POST /items {writers} writers",
-                (B, A_B),
+                (B, A_B, B_OLD, A_OLD),
                 partial(_post, writers=writers, seconds=seconds, script=script),
             )
             for writers in WRITERS
@@ -360,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="http,echo,broadcast,writes", help="rows: http,echo,broadcast,writes"
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="also run B and A from this checkout (e.g. /work/main) in the same rounds",
+    )
     options = parser.parse_args(argv)
     options.only = set(options.only.split(","))
     if shutil.which("wrk") is None:
@@ -372,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         script = Path(folder) / "post.lua"
         script.write_text(POST_SCRIPT)
         table = rows(options, script)
-        with targets(folder, with_nginx) as urls:
+        with targets(folder, with_nginx, options.compare) as urls:
             for url in urls.values():  # warm every target up once, outside the rounds
                 wrk(url + PATH, 4, 1)
             for number in range(options.rounds):
@@ -386,7 +408,15 @@ def main(argv: list[str] | None = None) -> int:
     return report(table, options.rounds)
 
 
-ANCHOR_OF = {B: SEED, NGINX_SEED: SEED, A_SEED: SEED, NGINX_B: B, A_B: B}
+ANCHOR_OF = {
+    B: SEED,
+    NGINX_SEED: SEED,
+    A_SEED: SEED,
+    NGINX_B: B,
+    A_B: B,
+    B_OLD: SEED,
+    A_OLD: B_OLD,
+}
 
 
 def _spread(values: list[float], digits: int) -> str:
