@@ -95,16 +95,15 @@ def _latency_ms(text: str, percentile: str) -> float:
 
 
 def wrk(url: str, connections: int, seconds: float, script: Path | None = None) -> dict[str, float]:
-    """Run wrk (one thread) against `url`; give req/s, p50 and p99 in ms."""
+    """Run wrk (one thread) against `url`; give req/s, p50 and p99 in ms, and the non-2xx."""
     # One wrk thread: on two cores a second takes CPU from the servers, and one alone drives
     # far more requests per second than any target here serves.
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
     text = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    # A refusal under load (A's 503 when its deadline passes, say) is counted, not fatal.
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    if errors is not None:
-        raise RuntimeError(f"{url}: {errors[1]} requests failed:\n{text}")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     if rps is None:
         raise RuntimeError(f"wrk printed no Requests/sec:\n{text}")
@@ -112,6 +111,7 @@ def wrk(url: str, connections: int, seconds: float, script: Path | None = None) 
         "req/s": float(rps[1]),
         "p50 ms": _latency_ms(text, "50"),
         "p99 ms": _latency_ms(text, "99"),
+        "non-2xx": 0.0 if errors is None else float(errors[1]),
     }
 
 
@@ -191,7 +191,10 @@ async def _broadcast(url: str, seconds: float) -> float:
         while loop.time() < until:
             if sent - min(received) >= BROADCAST_WINDOW:
                 progress.clear()
-                await progress.wait()
+                # Bounded: a receiver the server closed (1013 when it falls behind) never
+                # catches up, and the round still ends on time.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(progress.wait(), max(until - loop.time(), 0.001))
                 continue
             await sender.send("m")
             sent += 1
@@ -439,7 +442,7 @@ def report(table: list[Row], rounds: int) -> int:
                 per_round.setdefault(f"{row.group} {figure}", {})[name] = values
                 latency = figure.endswith("ms")
                 cell = f"{figure} {_spread(values, 2 if latency else 0)}"
-                if anchor in row.figures and figure != "p99 ms":
+                if anchor in row.figures and figure not in {"p99 ms", "non-2xx"}:
                     anchors = [a[figure] for a in row.figures[anchor]]
                     if latency:
                         added = [v - a for v, a in zip(values, anchors, strict=True)]
