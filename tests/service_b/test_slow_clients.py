@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import re
+import socket
 from types import SimpleNamespace
 
 import anyio
+import anyio.to_thread
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from starlette.types import Message, Scope
 from starlette.websockets import WebSocket
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
 
 from service_b import Settings, create_app
 from service_b.websocket_errors import TryAgainLater, close_websocket
 from service_b.ws_api import Peer
+from tests.live import run_service
 from tests.service_b.ws_scripts import SUBSCRIBE, SendLogin
 from tests.ws import InProcessWebSocketTransport, connect_ws
 
@@ -131,3 +140,91 @@ async def test_items_subscriber_that_falls_behind_is_closed_and_others_go_on() -
         key: sent[-1][key] for key in ("type", "code")
     }
     assert [f"n{number}" for number in range(5)] == [push["data"][0]["name"] for push in pushes]
+
+
+#: A live B's send timeout in the test below: far below uvicorn's 20 s keep-alive ping.
+LIVE_SEND_TIMEOUT = "1"
+NOT_READING = "the client is not reading; reconnect"
+_CLOSED_1013 = re.compile(r"closing WebSocket /ws/broadcast with 1013")
+
+
+def _raw_websocket(port: int) -> socket.socket:
+    """Open /ws/broadcast on a plain socket, which then never reads (nor answers a ping)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        "GET /ws/broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):  # one byte at a time: nothing after the head
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    return sock
+
+
+async def _read_until_closed(ws: ClientConnection) -> tuple[list[str | bytes], Close | None]:
+    """Read every message left for `ws`, then give them and the close frame B sent."""
+    messages: list[str | bytes] = []
+    try:
+        while True:
+            messages.append(await ws.recv())
+    except ConnectionClosed as closed:
+        return messages, closed.rcvd
+
+
+def _read_to_end(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.live
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_live_reader_that_stops_reading_small_messages_is_closed_with_1013() -> None:
+    """A stalled reader of 200-byte messages is closed with 1013, not by a ping timeout.
+
+    The kernel's socket buffers absorb every message, so no send of B ever blocks: only a
+    check that the client read what it was sent can find it. Two stalled readers: a
+    websockets client that never calls `recv` (its library stops reading the socket once its
+    queue is full), and a socket that never reads. A listener that reads is paced with
+    the sender, and must get every message and stay open.
+    """
+    env = {
+        "SERVICE_B_DATABASE_PATH": ":memory:",
+        "SERVICE_B_WS_SEND_TIMEOUT_SECONDS": LIVE_SEND_TIMEOUT,
+    }
+    payload = "x" * 200
+    with run_service("service_b", env=env) as b:
+        url = b.base_url.replace("http", "ws", 1) + "/ws/broadcast"
+        async with (
+            connect(url, ping_interval=None) as listener,
+            connect(url, ping_interval=None) as stalled,
+        ):
+            raw = _raw_websocket(b.port)
+            try:
+                async with connect(url, ping_interval=None) as sender:
+                    sent = 0
+                    # Until B closed both (or the keep-alive ping would have, at 40 s).
+                    with anyio.move_on_after(30):
+                        while len(_CLOSED_1013.findall(b.log())) < 2:
+                            await sender.send(f"{sent}:{payload}")
+                            assert f"New message: {sent}:{payload}" == await listener.recv()
+                            sent += 1
+                    closes = len(_CLOSED_1013.findall(b.log()))
+                    assert 2 == closes, f"{closes} of 2 stalled readers closed; B:\n{b.log()}"
+                    await sender.send("still here")
+                    assert "New message: still here" == await listener.recv()
+                read, close = await _read_until_closed(stalled)
+                assert [f"New message: {n}:{payload}" for n in range(len(read))] == read
+                assert len(read) < sent
+                assert close is not None
+                assert (1013, NOT_READING) == (close.code, close.reason)
+                data = await anyio.to_thread.run_sync(_read_to_end, raw)
+            finally:
+                raw.close()
+    reason = NOT_READING.encode()
+    close_frame = bytes([0x88, 2 + len(reason)]) + (1013).to_bytes(2, "big") + reason
+    assert data.endswith(close_frame)
