@@ -144,6 +144,9 @@ async def test_items_subscriber_that_falls_behind_is_closed_and_others_go_on() -
 
 #: A live B's send timeout in the test below: far below uvicorn's 20 s keep-alive ping.
 LIVE_SEND_TIMEOUT = "1"
+#: At most 2,000 x 200 bytes (400 KB) for each stalled reader: far below what the kernel's
+#: socket buffers take on loopback (about 4 MB), so none of B's sends ever blocks.
+LIVE_MAX_MESSAGES = 2000
 NOT_READING = "the client is not reading; reconnect"
 _CLOSED_1013 = re.compile(r"closing WebSocket /ws/broadcast with 1013")
 
@@ -152,10 +155,15 @@ def _raw_websocket(port: int) -> socket.socket:
     """Open /ws/broadcast on a plain socket, which then never reads (nor answers a ping)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        "GET /ws/broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    request = [
+        "GET /ws/broadcast HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode())
     head = b""
     while not head.endswith(b"\r\n\r\n"):  # one byte at a time: nothing after the head
         head += sock.recv(1)
@@ -207,9 +215,13 @@ async def test_live_reader_that_stops_reading_small_messages_is_closed_with_1013
             try:
                 async with connect(url, ping_interval=None) as sender:
                     sent = 0
-                    # Until B closed both (or the keep-alive ping would have, at 40 s).
+                    # Until B closed both (the keep-alive ping would close them with 1011
+                    # at 40 s), and no more than the socket buffers take without blocking.
                     with anyio.move_on_after(30):
                         while len(_CLOSED_1013.findall(b.log())) < 2:
+                            if sent == LIVE_MAX_MESSAGES:
+                                await anyio.sleep(0.05)  # polling B's log for the closes
+                                continue
                             await sender.send(f"{sent}:{payload}")
                             assert f"New message: {sent}:{payload}" == await listener.recv()
                             sent += 1
