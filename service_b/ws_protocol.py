@@ -115,14 +115,15 @@ class DeliveryCheckedProtocol(WebSocketsSansIOProtocol):
         self.conn.send_ping(self._probe)
         self.transport.write(b"".join(self.conn.data_to_send()))
 
-    def _oldest_unacknowledged(self) -> float | None:
+    def unacknowledged_since(self) -> float | None:
+        """Give when the oldest data frame not yet acknowledged was written (loop time)."""
         return self._probed_since if self._probed_since is not None else self._unprobed_since
 
     def _arm_deadline(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        oldest = self._oldest_unacknowledged()
+        oldest = self.unacknowledged_since()
         if oldest is not None:
             self._deadline = self.loop.call_at(oldest + self.send_timeout, self._not_reading)
 
