@@ -18,7 +18,9 @@ and what the client saw.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import random
 import re
 import time
 from collections import Counter
@@ -203,10 +205,19 @@ def fanout_scaling() -> Iterable[Row]:
             yield from _run(f"fanout_scaling {listeners} {where}", scenario, through_a=through_a)
 
 
-#: Message sizes for the stalled-reader probe: within the socket buffers for long, and not.
+#: Message sizes for the stalled-reader probe (of incompressible text): within the socket
+#: buffers for long, and not.
 STALL_PAYLOADS = (200, 4096)
 #: How long the stalled-reader probe waits for a 1013: past uvicorn's ping timeout (40 s).
 STALL_SECONDS = 60.0
+
+
+def _incompressible(size: int) -> str:
+    """Give `size` characters that permessage-deflate (on by default in B) hardly shrinks.
+
+    `"x" * 4096` goes over the wire in a few bytes, so it never fills a socket buffer.
+    """
+    return base64.b64encode(random.Random(size).randbytes(size))[:size].decode()
 
 
 def _first_close(log: str, started_wall: float) -> tuple[float, str] | None:
@@ -254,7 +265,7 @@ def _stalled_reader(probe: str, *, through_a: bool) -> Iterable[Row]:
                 target = services.enter_context(run_service("service_a", env=env))
             url = target.base_url.replace("http", "ws", 1)
             logs = [b, target] if through_a else [b]
-            started_wall, sent, read, code = asyncio.run(_stall(url, "x" * size, logs))
+            started_wall, sent, read, code = asyncio.run(_stall(url, _incompressible(size), logs))
             closes = [_first_close(service.log(), started_wall) for service in logs]
         first = min((c for c in closes if c is not None), default=None)
         when = (
