@@ -7,7 +7,9 @@ in order, and is not closed; the one that never reads is closed by B with 1013.
 The messages are 4 KiB because a socket that is not read absorbs about 4 MB on Linux
 loopback (measured: 3,943,424 bytes before a non-blocking send would block) before B can
 see that its client stopped reading; 2,000 messages of 4 KiB (8 MiB) exceed that, smaller
-ones may not (the README says so).
+ones may not (the README says so). But B negotiates permessage-deflate, and `"x" * 4096`
+crosses the wire in a few bytes: so `fanout_stalled` sends incompressible text instead, and
+reports when B closed a listener that never calls `recv`, for 200-byte and 4 KiB messages.
 
 The never-reading listener learns of its close only when it reads again, after the burst;
 whether B's close frame is still in its stream by then depends on how long B waited to
