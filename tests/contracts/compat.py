@@ -275,6 +275,28 @@ def _close_differences(where: str, before: Any, after: Any) -> Iterator[Differen
             yield Difference(where, f"close {code}", change, breaking=False)
 
 
+def _query(channel: Any) -> Any:
+    return channel.get("bindings", {}).get("ws", {}).get("query")
+
+
+def _query_differences(
+    old: Document, new: Document, where: str, before: Any, after: Any
+) -> Iterator[Difference]:
+    """Give the changes to a channel's handshake query, a request's parameters.
+
+    A parameter B no longer reads is breaking here, unlike oasdiff's warning for an
+    OpenAPI one: a client (A's callers, through A) still sends it, and B's default then
+    answers in its place, valid-looking (`/ws/stream?interval=` renamed).
+    """
+    was, now = _query(before), _query(after)
+    if not isinstance(was, Mapping) or not isinstance(now, Mapping):
+        return
+    for field, change, breaking in schema_differences(old, was, new, now, "request"):
+        removed = change == "removed" and field.count(".") == 1
+        shown = f"query {field.removeprefix('.')}".rstrip(" .")
+        yield Difference(where, shown, change, breaking or removed)
+
+
 def asyncapi_differences(old: Document, new: Document) -> Iterator[Difference]:
     """Give every difference from B's AsyncAPI document `old` to `new`."""
     old_channels, new_channels = old.get("channels", {}), new.get("channels", {})
@@ -288,6 +310,7 @@ def asyncapi_differences(old: Document, new: Document) -> Iterator[Difference]:
                 f"channel {before['address']}", "address", f"became {after['address']}", True
             )
         yield from _close_differences(where, before, after)
+        yield from _query_differences(old, new, where, before, after)
         old_messages, new_messages = before.get("messages", {}), after.get("messages", {})
         for message in sorted(old_messages.keys() - new_messages.keys()):
             yield Difference(where, f"message {message}", "removed", True)
