@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import coredis
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -195,6 +196,25 @@ async def test_b_starts_without_redis_degraded_and_subscribes_once_it_is_there(
             async with connect_ws("/ws/broadcast", one) as sender:
                 await sender.send_text("hello")
                 assert "New message: hello" == await far.receive_text(RECEIVE_TIMEOUT)
+
+
+@pytest.mark.anyio
+async def test_a_message_on_the_channel_not_sent_by_a_b_is_ignored(
+    redis_fanout: dict[str, Any],
+) -> None:
+    """Text published on B's channel by something else is not passed on to B's clients."""
+    settings = Settings(**redis_fanout, database_path=":memory:")
+    channel = f"{settings.redis_channel_prefix}:broadcast"
+    with anyio.fail_after(30):
+        async with (
+            running_b(settings) as b,
+            connect_ws("/ws/broadcast", b) as sender,
+            connect_ws("/ws/broadcast", b) as listener,
+            coredis.Redis.from_url(redis_fanout["redis_url"], decode_responses=True) as other,
+        ):
+            assert 1 == await other.publish(channel, "not from a B")
+            await sender.send_text("from a B")
+            assert "New message: from a B" == await listener.receive_text(RECEIVE_TIMEOUT)
 
 
 def test_a_redis_url_must_name_redis() -> None:
