@@ -23,10 +23,9 @@ from service_b.http_api import DATA_FILE_NAME, DATA_TEXT, STORE_UNAVAILABLE_DETA
 from service_b.http_errors import install_http_error_handlers
 from service_b.login_guard import Clock, LoginGuard
 from service_b.models import Detail
-from service_b.resources import Resources, State, open_store
+from service_b.resources import Resources, State, open_store, open_topics
 from service_b.settings import Settings
-from service_b.store import ItemChange, StoreUnavailable
-from service_b.topics import Topic
+from service_b.store import StoreUnavailable
 from service_b.version import VERSION
 from service_b.websocket_errors import install_websocket_error_handlers
 
@@ -89,17 +88,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock = time.time) ->
             )
         with tempfile.TemporaryDirectory(prefix="service_b-") as static_dir:
             await anyio.Path(static_dir, DATA_FILE_NAME).write_text(DATA_TEXT)
-            queue = (settings.ws_queue_size, settings.ws_queue_bytes)
-            changes = Topic[ItemChange](*queue, render=ws_api.render_change)
-            async with open_store(settings, changes) as store:
+            async with (
+                open_topics(settings, ws_api.render_change) as topics,
+                open_store(settings, topics.changes) as store,
+            ):
                 resources = Resources(
                     settings=settings,
                     store=store,
-                    broadcast=Topic[str](*queue),
+                    broadcast=topics.broadcast,
                     static_dir=Path(static_dir),
                     login_guard=LoginGuard(settings, clock),
+                    redis=topics.redis,
                 )
-                logger.info("service B ready, items in %s", store.kind)
+                fanout = "in-process" if topics.redis is None else "through Redis"
+                logger.info("service B ready, items in %s, fan-out %s", store.kind, fanout)
                 yield State(resources=resources)
 
     app = FastAPIOffline(

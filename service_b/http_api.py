@@ -11,6 +11,7 @@ from pydantic import Field, TypeAdapter
 from service_b.models import (
     BAnswer,
     Detail,
+    FanoutStatus,
     Item,
     ItemCreated,
     ItemIn,
@@ -40,20 +41,33 @@ async def root() -> RootMessage:
 @router.get(
     "/status",
     response_model=Status,
+    response_model_exclude_none=True,
     responses={
         status.HTTP_503_SERVICE_UNAVAILABLE: {
             "model": Status,
-            "description": "B is up but cannot reach its item store (`degraded`)",
+            "description": "B is up but cannot reach its item store, "
+            "or its Redis fan-out (`degraded`)",
         }
     },
 )
-async def get_status(store: StoreDep) -> Status | JSONResponse:
-    """Report that B is up and whether it reaches its item store; service A calls this."""
-    if await store.reachable():
-        return Status(status="ok", store=StoreStatus(kind=store.kind, status="ok"))
-    degraded = Status(status="degraded", store=StoreStatus(kind=store.kind, status="unavailable"))
+async def get_status(store: StoreDep, resources: ResourcesDep) -> Status | JSONResponse:
+    """Report that B is up and whether it reaches its item store; service A calls this.
+
+    A B that fans out through Redis (SERVICE_B_REDIS_URL) also says whether it is
+    subscribed there now (`fanout`).
+    """
+    reached = await store.reachable()
+    answer = Status(store=StoreStatus(kind=store.kind, status="ok" if reached else "unavailable"))
+    if resources.redis is not None:
+        subscribed = resources.redis.connected
+        answer.fanout = FanoutStatus(kind="redis", status="ok" if subscribed else "unavailable")
+        reached = reached and subscribed
+    if reached:
+        return answer
+    answer.status = "degraded"
     return JSONResponse(
-        degraded.model_dump(mode="json"), status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+        answer.model_dump(mode="json", exclude_none=True),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
     )
 
 

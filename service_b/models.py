@@ -68,10 +68,19 @@ class StoreStatus(Answer):
     status: Literal["ok", "unavailable"]
 
 
+class FanoutStatus(Answer):
+    """The Redis fan-out in `GET /status` (only when B fans out through Redis)."""
+
+    kind: Literal["redis"]
+    status: Literal["ok", "unavailable"]
+
+
 def _store_optional(schema: dict[str, Any]) -> None:
     # `store` was added after consumers wrote down `{"status": "ok"}`: it is always sent, but
-    # optional in the schema, so an older consumer's expectation still fits it.
-    schema["required"] = [name for name in schema.get("required", []) if name != "store"]
+    # optional in the schema, so an older consumer's expectation still fits it. `fanout` is
+    # sent only by a B that fans out through Redis (SERVICE_B_REDIS_URL).
+    optional = {"store", "fanout"}
+    schema["required"] = [name for name in schema.get("required", []) if name not in optional]
 
 
 class Status(Answer):
@@ -83,6 +92,7 @@ class Status(Answer):
 
     status: Literal["ok", "degraded"] = "ok"
     store: StoreStatus
+    fanout: FanoutStatus | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
 
 
 class BAnswer(Answer):

@@ -6,7 +6,7 @@ The dependencies are `async def` although they only read attributes: FastAPI run
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Annotated, TypedDict
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from service_b.fanout_redis import RedisFanout
 from service_b.login_guard import LoginGuard
 from service_b.settings import Settings
 from service_b.store import ItemChange, ItemStore, SQLiteItemStore
@@ -43,6 +44,36 @@ async def open_store(settings: Settings, changes: Topic[ItemChange]) -> AsyncIte
 
 
 @dataclass(frozen=True, slots=True)
+class Topics:
+    """The topics B fans out through, and the Redis fan-out behind them (None: in-process)."""
+
+    changes: Topic[ItemChange]
+    broadcast: Topic[str]
+    redis: RedisFanout | None
+
+
+@asynccontextmanager
+async def open_topics(
+    settings: Settings, render_change: Callable[[ItemChange], str]
+) -> AsyncIterator[Topics]:
+    """Make the item changes' and the broadcast's topics: through Redis when `redis_url` is set.
+
+    With Redis, the subscriber has made its first attempt when this yields (see
+    `RedisFanout.start`); without, the topics are this process's alone, as they always were.
+    """
+    queue = (settings.ws_queue_size, settings.ws_queue_bytes)
+    if settings.redis_url is None:
+        changes = Topic[ItemChange](*queue, render=render_change, name="items")
+        yield Topics(changes, Topic[str](*queue, name="broadcast"), None)
+        return
+    async with RedisFanout.open(settings) as redis:
+        changes = redis.topic("items", *queue, render=render_change)
+        broadcast: Topic[str] = redis.topic("broadcast", *queue, render=str)
+        await redis.start()
+        yield Topics(changes, broadcast, redis)
+
+
+@dataclass(frozen=True, slots=True)
 class Resources:
     """Everything one run of B owns, from startup to shutdown."""
 
@@ -51,6 +82,8 @@ class Resources:
     broadcast: Topic[str]
     static_dir: Path
     login_guard: LoginGuard
+    #: The Redis fan-out, when B fans out through Redis (`GET /status` reports on it).
+    redis: RedisFanout | None = None
 
 
 class State(TypedDict):

@@ -75,6 +75,26 @@ class Settings(BaseSettings):
         description="How long GET /status waits for the store's database to answer.",
     )
     # --- end of the item store's settings ---
+    # --- the fan-out across Bs (Redis pub/sub when redis_url is set); keep these together ---
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://[:password@]host:port to fan broadcast messages and item pushes "
+        "out through Redis pub/sub to every B on it; unset, they reach this B's clients only.",
+    )
+    redis_channel_prefix: Annotated[str, Field(min_length=1)] = Field(
+        default="service_b",
+        description="Prefix of the Redis channels (`<prefix>:broadcast`, `<prefix>:items`); "
+        "the Bs of one deployment share it.",
+    )
+    redis_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=1.0,
+        description="Longest wait to connect to Redis or for one publish to be answered.",
+    )
+    redis_reconnect_max_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=5.0,
+        description="Longest pause between attempts to reconnect to Redis (backoff from 0.1 s).",
+    )
+    # --- end of the fan-out's settings ---
     api_keys: dict[str, ApiKeyEntry] = Field(
         default_factory=_demo_keys,
         description="API key to HMAC secret for /ws/v5/private, as a JSON object; a key may "
@@ -183,6 +203,15 @@ class Settings(BaseSettings):
             ("postgresql://", "postgres://")
         ):
             raise ValueError("must start with postgresql:// (or postgres://)")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must start with redis:// (or rediss://, unix://)")
         return url
 
     @model_validator(mode="after")

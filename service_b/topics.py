@@ -10,14 +10,20 @@ bounded its queues in messages only: a sender's burst of 80 closed every listene
   bytes) marks that subscriber as overflowed, with the reason, and the others go on.
 - Each message is rendered to its text once per publish, not once per subscriber, and
   every subscriber queues the same text.
+
+Where a published text goes is the topic's `Fanout`: with none (the default) it goes
+straight to this process's subscribers; `service_b.fanout_redis.RedisFanout` sends it
+through Redis pub/sub, and hands what arrives from there, from any B, to `Topic.deliver`.
+Either way subscribers see the same `Topic`, and the same per-reader rules apply to them.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -50,8 +56,12 @@ class Subscription:
     up is never refused a message for its size alone.
     """
 
-    def __init__(self, max_messages: int, max_bytes: int) -> None:
-        """Make an empty queue that holds up to `max_messages` messages and `max_bytes` bytes."""
+    def __init__(self, max_messages: int, max_bytes: int, key: int = 0) -> None:
+        """Make an empty queue that holds up to `max_messages` messages and `max_bytes` bytes.
+
+        `key` tells the subscription apart from the others of its topic (`Topic.deliver`).
+        """
+        self.key = key
         self._send: MemoryObjectSendStream[Queued]
         self._receive: MemoryObjectReceiveStream[Queued]
         self._send, self._receive = anyio.create_memory_object_stream[Queued](max_messages)
@@ -105,6 +115,14 @@ class Subscription:
         self._receive.close()
 
 
+class Fanout(Protocol):
+    """Where a topic's published texts go, so that its subscribers (and maybe others') get them."""
+
+    async def send(self, topic: Topic[Any], text: str, sender: int | None) -> None:
+        """Fan `text` out; the subscription of `topic` keyed `sender`, if any, must not get it."""
+        ...
+
+
 class Topic(Generic[T]):
     """A set of subscriptions that each published message is offered to, without ever waiting."""
 
@@ -113,15 +131,23 @@ class Topic(Generic[T]):
         max_messages: int,
         max_bytes: int = DEFAULT_MAX_BYTES,
         render: Callable[[T], str] = str,
+        *,
+        name: str = "topic",
+        fanout: Fanout | None = None,
     ) -> None:
         """Make a topic whose subscribers each queue up to `max_messages` and `max_bytes`.
 
-        `render` gives the text subscribers are sent for a published message.
+        `render` gives the text subscribers are sent for a published message. `fanout`
+        carries published texts (`name` tells it which topic); None: to this process's
+        subscribers only.
         """
+        self.name = name
         self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._render = render
-        self._subscriptions: set[Subscription] = set()
+        self._fanout = fanout
+        self._keys = itertools.count(1)
+        self._subscriptions: dict[int, Subscription] = {}
 
     def __len__(self) -> int:
         """Give the number of current subscribers."""
@@ -130,12 +156,12 @@ class Topic(Generic[T]):
     @contextmanager
     def subscribe(self) -> Iterator[Subscription]:
         """Subscribe for the duration of the block; leaving it removes every trace."""
-        subscription = Subscription(self._max_messages, self._max_bytes)
-        self._subscriptions.add(subscription)
+        subscription = Subscription(self._max_messages, self._max_bytes, next(self._keys))
+        self._subscriptions[subscription.key] = subscription
         try:
             yield subscription
         finally:
-            self._subscriptions.discard(subscription)
+            del self._subscriptions[subscription.key]
             subscription.close()
 
     async def publish(self, message: T, *, exclude: Subscription | None = None) -> None:
@@ -144,10 +170,21 @@ class Topic(Generic[T]):
         A slow subscriber never delays the rest: nothing here waits for any of them. The
         yield at the end is what lets readers keep up with a sender's burst.
         """
-        subscriptions = [s for s in self._subscriptions if s is not exclude]
-        if subscriptions:
-            text = self._render(message)
-            queued = Queued(text, utf8_length(text), anyio.current_time())
-            for subscription in subscriptions:
-                subscription.offer(queued)
+        sender = None if exclude is None else exclude.key
+        if self._fanout is not None:
+            await self._fanout.send(self, self._render(message), sender)
+        elif len(self._subscriptions) > (exclude is not None):
+            self.deliver(self._render(message), sender)
         await anyio.lowlevel.checkpoint()
+
+    def deliver(self, text: str, sender: int | None = None) -> None:
+        """Queue `text` for every subscriber of this process but the one keyed `sender`.
+
+        This never waits: a full queue marks its subscriber as overflowed.
+        """
+        if not self._subscriptions:
+            return
+        queued = Queued(text, utf8_length(text), anyio.current_time())
+        for key, subscription in self._subscriptions.items():
+            if key != sender:
+                subscription.offer(queued)

@@ -19,8 +19,9 @@ from service_b import Settings as BSettings
 from service_b import create_app as create_b
 from tests.ws import InProcessWebSocketTransport
 
-#: `postgres_server` and `postgres_url`: a throwaway PostgreSQL for the store tests.
-pytest_plugins = ["tests.postgres"]
+#: `postgres_server` and `postgres_url`: a throwaway PostgreSQL for the store tests;
+#: `redis_server`, `redis_fanout` and `own_redis_server`: a redis-server for the fan-out tests.
+pytest_plugins = ["tests.postgres", "tests.redis_server"]
 
 Backend = Literal["asyncio", "trio"]
 B_URL = "http://service-b"

@@ -1,5 +1,8 @@
 """B's fan-out: every reader that keeps up gets every message; only a stalled one is closed.
 
+Every scenario runs on both fan-outs (`fanout`): in-process, and through a real
+redis-server (tests/redis_server.py), where B's own messages come back to it from Redis.
+
 The sender and the stalled listener are driven at the ASGI level, so that the burst and the
 stall are exact: the sender's `receive` hands B its whole burst without yielding (as uvicorn
 does with the frames of one read), and the stalled listener's `send` never returns. The
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import anyio
 import httpx
@@ -25,6 +29,15 @@ from tests.service_b.ws_scripts import LOGGED_IN, SUBSCRIBE, SUBSCRIBED, SendLog
 from tests.ws import InProcessWebSocketTransport, connect_ws
 
 READERS = 3
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def fanout(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Give the settings of each fan-out: none (in-process), or through a real Redis."""
+    if request.param == "in-process":
+        return {}
+    settings: dict[str, Any] = request.getfixturevalue("redis_fanout")
+    return settings
 
 
 def _scope(path: str) -> Scope:
@@ -179,14 +192,14 @@ BURST = 1000
 
 
 @pytest.mark.anyio
-async def test_a_burst_reaches_every_reader_complete_and_in_order() -> None:
+async def test_a_burst_reaches_every_reader_complete_and_in_order(fanout: dict[str, Any]) -> None:
     """A sender's burst of 1,000 messages reaches every reading listener, all and in order.
 
     B used to publish a whole burst without yielding, so every queue overflowed before any
     reader ran: a burst of 80 closed every listener with 1013.
     """
     texts = [f"m{number}" for number in range(BURST)]
-    settings = Settings(database_path=":memory:")
+    settings = Settings(database_path=":memory:", **fanout)
     received, other = await _fan_out(
         settings, "/ws/broadcast", _listen_broadcast, _burst(texts), BURST, stalled=False
     )
@@ -197,10 +210,14 @@ async def test_a_burst_reaches_every_reader_complete_and_in_order() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_listener_that_never_reads_is_closed_1013_and_the_others_get_all() -> None:
+async def test_a_listener_that_never_reads_is_closed_1013_and_the_others_get_all(
+    fanout: dict[str, Any],
+) -> None:
     """Only the stalled listener overflows its queue (messages); it is closed with a reason."""
     texts = [f"m{number}" for number in range(BURST)]
-    settings = Settings(database_path=":memory:", ws_queue_size=64, ws_send_timeout_seconds=60)
+    settings = Settings(
+        database_path=":memory:", **fanout, ws_queue_size=64, ws_send_timeout_seconds=60
+    )
     received, stalled = await _fan_out(
         settings, "/ws/broadcast", _listen_broadcast, _burst(texts), BURST, stalled=True
     )
@@ -210,10 +227,13 @@ async def test_a_listener_that_never_reads_is_closed_1013_and_the_others_get_all
 
 
 @pytest.mark.anyio
-async def test_a_stalled_listener_with_big_messages_hits_the_byte_bound() -> None:
+async def test_a_stalled_listener_with_big_messages_hits_the_byte_bound(
+    fanout: dict[str, Any],
+) -> None:
     """Big messages overflow the queue's bytes long before its message count."""
     texts = [f"{number}:" + "x" * 8192 for number in range(40)]
     settings = Settings(
+        **fanout,
         database_path=":memory:",
         ws_queue_size=10_000,
         ws_queue_bytes=64 * 1024,
@@ -228,10 +248,12 @@ async def test_a_stalled_listener_with_big_messages_hits_the_byte_bound() -> Non
 
 
 @pytest.mark.anyio
-async def test_a_listener_that_stops_reading_is_closed_after_the_send_timeout() -> None:
+async def test_a_listener_that_stops_reading_is_closed_after_the_send_timeout(
+    fanout: dict[str, Any],
+) -> None:
     """With room left in its queue, a stalled listener is closed when the send timeout ends."""
     texts = ["one", "two"]
-    settings = Settings(database_path=":memory:", ws_send_timeout_seconds=0.05)
+    settings = Settings(database_path=":memory:", **fanout, ws_send_timeout_seconds=0.05)
     received, stalled = await _fan_out(
         settings, "/ws/broadcast", _listen_broadcast, _burst(texts), len(texts), stalled=True
     )
@@ -241,10 +263,13 @@ async def test_a_listener_that_stops_reading_is_closed_after_the_send_timeout() 
 
 
 @pytest.mark.anyio
-async def test_a_stalled_items_subscriber_hits_the_byte_bound_and_the_others_get_all() -> None:
+async def test_a_stalled_items_subscriber_hits_the_byte_bound_and_the_others_get_all(
+    fanout: dict[str, Any],
+) -> None:
     """On /ws/v5/private, a subscriber that stopped reading big pushes is closed with 1013."""
     names = [f"{number}:".ljust(200, "x") for number in range(40)]
     settings = Settings(
+        **fanout,
         database_path=":memory:",
         ws_queue_size=10_000,
         ws_queue_bytes=2048,
@@ -260,10 +285,10 @@ async def test_a_stalled_items_subscriber_hits_the_byte_bound_and_the_others_get
 
 
 @pytest.mark.anyio
-async def test_items_pushes_reach_every_reading_subscriber_in_order() -> None:
+async def test_items_pushes_reach_every_reading_subscriber_in_order(fanout: dict[str, Any]) -> None:
     """Every subscriber that reads gets every change, in order; none is closed."""
     names = [f"n{number}" for number in range(200)]
-    settings = Settings(database_path=":memory:", ws_queue_size=4)
+    settings = Settings(database_path=":memory:", **fanout, ws_queue_size=4)
     received, other = await _fan_out(
         settings,
         "/ws/v5/private",
@@ -309,14 +334,16 @@ async def test_publish_lets_subscribers_drain_between_messages() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_send_timeout_counts_from_when_a_message_was_queued() -> None:
+async def test_the_send_timeout_counts_from_when_a_message_was_queued(
+    fanout: dict[str, Any],
+) -> None:
     """A listener slower than a burst is closed once a message waited too long in its queue.
 
     Each send to it takes 0.15 s, under the 0.2 s send timeout, but the second message of
     a burst waits 0.15 s in the queue first: it cannot be taken within 0.2 s of being
     queued. B used to time each send alone, so such a listener fell ever further behind.
     """
-    settings = Settings(database_path=":memory:", ws_send_timeout_seconds=0.2)
+    settings = Settings(database_path=":memory:", **fanout, ws_send_timeout_seconds=0.2)
     app = create_app(settings)
     with anyio.fail_after(10):
         async with LifespanManager(app) as manager, anyio.create_task_group() as group:

@@ -26,6 +26,7 @@ MODULES: tuple[str, ...] = (
     "tests.stress.edge_heads",
     "tests.stress.edge_relay",
     "tests.stress.fanout",
+    "tests.stress.fanout_redis",
     "tests.stress.login",
     "tests.stress.store",
 )
