@@ -11,17 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
-from tests.conftest import Backend
+from tests.inprocess import Backend, a_reaching
 from tests.live import ServiceProcess, run_service
-from tests.ws import InProcessWebSocketTransport, connect_ws
+from tests.ws import connect_ws
 
 SESSIONS = 101  # one more than A's HTTP pool held by default
 
@@ -39,12 +37,8 @@ def real_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
 @pytest.mark.anyio
 async def test_sessions_do_not_take_http_connections(real_b: ServiceProcess) -> None:
     """With 2 HTTP connections to B, 101 sessions are relayed and HTTP requests still go."""
-    app = create_a(ASettings(service_b_url=real_b.base_url, max_connections=2))
     async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=InProcessWebSocketTransport(manager.app), base_url="http://a"
-        ) as a,
+        a_reaching(real_b.base_url, max_connections=2) as a,
         contextlib.AsyncExitStack() as sessions,
     ):
         opened = [

@@ -23,6 +23,7 @@ from service_b.resources import Resources, open_store
 from service_b.store import ItemChange, ItemStore, StoreUnavailable
 from service_b.store_pg import MIGRATIONS, SchemaTooNew
 from service_b.topics import Topic
+from tests.inprocess import B_URL, serve_in_process
 from tests.live import run_service
 from tests.postgres import PostgresServer, free_port
 from tests.service_b.http_cases import CASES, HttpCase, check_response
@@ -50,10 +51,8 @@ async def opened(
 @asynccontextmanager
 async def b_on(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """Run B with `settings`; give an httpx client on it."""
-    async with LifespanManager(create_app(settings)) as manager:
-        transport = httpx.ASGITransport(manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
-            yield client
+    async with serve_in_process(create_app(settings), base_url=B_URL) as client:
+        yield client
 
 
 @pytest.mark.anyio
