@@ -4,6 +4,10 @@
 `python -m` runs with uvicorn). It binds the listening socket itself, on the port asked
 for or on one the kernel picks, and hands it to the process (`tests.serve`), so the port
 cannot be taken by anyone else between being chosen and being served.
+
+`serve_in_thread` does the same for an app that exists only as an object in the test's
+own process (a B altered for one contract test, a bare app behind a service's protocol
+class): uvicorn serves it in a thread, on a socket bound here.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import uvicorn
 
 STARTUP_SECONDS = 20.0
 SHUTDOWN_SECONDS = 10.0
@@ -163,3 +169,23 @@ def run_service(  # noqa: PLR0913 - each is a plain knob of how the process star
         finally:
             service.stop()
             service.final_log = log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def serve_in_thread(config: uvicorn.Config) -> Iterator[int]:
+    """Serve `config`'s app with uvicorn in a thread until the block ends; give its port.
+
+    The socket listens before the block starts, so there is nothing to wait for: a client
+    that connects before uvicorn has started (its lifespan included) is queued by the
+    kernel and served once it has.
+    """
+    listener = listen()
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(SHUTDOWN_SECONDS)
+        listener.close()
