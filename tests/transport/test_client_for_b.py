@@ -20,6 +20,18 @@ from tests.ws import connect_ws
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run A's client on asyncio and trio (in-process: not on uvloop as well).
+
+    How A queues is the same on uvloop; uvloop's own I/O is what test_fast_transport.py
+    runs on all three.
+    """
+    backend: str = request.param
+    return backend
+
+
 _ITEM = b'{"item_id": 1, "name": "With cookie"}'
 ANSWERS = {
     "/items/1": send(
@@ -30,7 +42,7 @@ ANSWERS = {
 }
 
 
-SLOW_SECONDS = 0.4  # each answer of the slow B; 5 rounds of them outlast the old 1 s pool wait
+SLOW_SECONDS = 0.3  # each answer of the slow B; 5 rounds of them outlast the old 1 s pool wait
 
 
 def _slow(seconds: float) -> Script:
