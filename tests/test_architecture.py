@@ -72,3 +72,12 @@ def test_every_setting_has_one_row_in_the_readme(prefix: str, settings: type[Bas
     }
     assert len(rows) > 5
     assert {} == {variable: count for variable, count in rows.items() if count != 1}
+
+
+def test_the_suite_runs_without_schemathesis_plugin(pytestconfig: pytest.Config) -> None:
+    """Schemathesis' plugin stays off outside tests/fuzz: its hook can take minutes on a failure.
+
+    It walks each exception group of a failing test again for every path to a shared
+    context (exponential): a failing relay test with 101 sessions hung a CI run there.
+    """
+    assert not pytestconfig.pluginmanager.has_plugin("schemathesis")

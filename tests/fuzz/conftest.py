@@ -23,6 +23,16 @@ SESSIONS: Counter[str] = Counter()
 SECONDS: dict[str, float] = {}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run without Schemathesis' pytest plugin, which pyproject.toml turns off."""
+    if not config.pluginmanager.has_plugin("schemathesis"):
+        message = (
+            "tests/fuzz needs Schemathesis' pytest plugin, off by default (see pyproject.toml): "
+            "run `nox -s fuzz`, or pytest with `-p schemathesis` (or `--ignore=tests/fuzz`)"
+        )
+        raise pytest.UsageError(message)
+
+
 def config() -> Any:
     """Give the Schemathesis configuration the live runs use too.
 

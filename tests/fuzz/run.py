@@ -56,7 +56,8 @@ def in_process(budget: int | None, seed: int | None, folder: Path) -> list[Row]:
     if seed is not None:
         env["FUZZ_SEED"] = str(seed)
     started = time.perf_counter()
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/fuzz"]
+    plugins = ["-p", "no:cacheprovider", "-p", "schemathesis"]  # off by default: pyproject.toml
+    command = [sys.executable, "-m", "pytest", "-q", *plugins, "tests/fuzz"]
     passed = subprocess.run(command, cwd=ROOT, env=env, check=False).returncode == 0
     elapsed = time.perf_counter() - started
     if not report.exists():
