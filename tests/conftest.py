@@ -18,7 +18,7 @@ from service_a import Settings as ASettings
 from service_a import create_app as create_a
 from service_b import Settings as BSettings
 from service_b import create_app as create_b
-from tests.inprocess import B_URL, Backend, a_in_front_of_b, use_service_b
+from tests.inprocess import B_URL, Backend, a_in_front_of_b, lifespan, use_service_b
 from tests.ws import InProcessWebSocketTransport
 
 #: `postgres_server` and `postgres_url`: a throwaway PostgreSQL for the store tests.
@@ -57,7 +57,7 @@ def b_app(b_settings: BSettings) -> FastAPI:
 @pytest.fixture
 async def b_running(b_app: FastAPI) -> AsyncIterator[LifespanManager]:
     """Run B's lifespan for the test; `.app` is B with its lifespan state in place."""
-    async with LifespanManager(b_app) as manager:
+    async with lifespan(b_app) as manager:
         yield manager
 
 

@@ -29,6 +29,14 @@ Backend = Literal["asyncio", "trio"]
 B_URL = "http://service-b"
 #: Where an in-process A is reached.
 A_URL = "http://service-a"
+#: How long a lifespan may take to start or stop before the test fails: a bound for a hang
+#: only (asgi-lifespan's own 5 s ran out for B's PostgreSQL migrations on a loaded machine).
+LIFESPAN_SECONDS = 60.0
+
+
+def lifespan(app: ASGIApp) -> LifespanManager:
+    """Give a manager that runs `app`'s lifespan, with `LIFESPAN_SECONDS` to start and stop."""
+    return LifespanManager(app, startup_timeout=LIFESPAN_SECONDS, shutdown_timeout=LIFESPAN_SECONDS)
 
 
 def use_service_b(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -50,7 +58,7 @@ async def serve_in_process(
     address the app sees).
     """
     async with (
-        LifespanManager(app) as manager,
+        lifespan(app) as manager,
         httpx.AsyncClient(
             transport=transport_class(manager.app, **transport_options), base_url=base_url
         ) as client,

@@ -16,7 +16,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,7 +24,7 @@ from service_b import Settings, create_app
 from service_b.login_guard import Claim, FailureLimiter, ReplayCache
 from service_b.login_message import login_message
 from service_b.settings import ApiKeyCredentials
-from tests.inprocess import B_URL, serve_in_process
+from tests.inprocess import B_URL, lifespan, serve_in_process
 from tests.service_b.ws_scripts import LOGGED_IN, LOGIN_FAILED, SUBSCRIBE, SUBSCRIBED
 from tests.ws import InProcessWebSocketTransport, connect_ws
 
@@ -72,7 +71,7 @@ def clock() -> Clock:
 async def connect(clock: Clock) -> AsyncIterator[Connect]:
     """Give `connect(address="10.0.0.1")`: a session on `/ws/v5/private` of one B."""
     settings = Settings(database_path=":memory:", api_keys=KEYS)
-    async with LifespanManager(create_app(settings, clock=clock)) as manager:
+    async with lifespan(create_app(settings, clock=clock)) as manager:
 
         @asynccontextmanager
         async def session(address: str = "10.0.0.1") -> AsyncIterator[AsyncWebSocketSession]:
