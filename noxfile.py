@@ -108,16 +108,54 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmark B direct and A in front of it with wrk, per transport (installs wrk)."""
-    if shutil.which("wrk") is None:
-        session.log("wrk is missing; installing it with apt-get (Debian's package)")
-        installer = ["apt-get", "install", "-y", "wrk"]
-        if os.geteuid() != 0:
-            installer.insert(0, "sudo")
-        if subprocess.run(installer, check=False).returncode != 0:
-            session.error("could not install wrk: run `apt-get install wrk`, then nox -s bench")
+    """Benchmark B and A against the seed's B and nginx (issue 12); installs wrk and nginx."""
+    apt_install(session, [package for command, package in BENCH_TOOLS if not _has(command)])
+    if not _has("wrk"):
+        session.error("could not install wrk: run `apt-get install wrk`, then nox -s bench")
+    if not _has("nginx"):
+        session.warn("could not install nginx: `apt-get install nginx-light` adds the nginx rows")
     install(session, "tests")
     session.run("python", "-m", "tests.bench.bench", *session.posargs)
+
+
+@nox.session(default=False)
+def cluster(session: nox.Session) -> None:
+    """Two Bs on PostgreSQL and Redis, A in front of both, on 8000/8002/8001: checks and figures."""
+    servers = (("redis-server", "redis-server"), ("pg_ctl", "postgresql"))
+    apt_install(session, [package for binary, package in servers if not _has(binary)])
+    for binary, package in servers:
+        if not _has(binary):
+            session.error(f"could not install {package}: run `apt-get install {package}`")
+    install(session, "tests")
+    session.run("python", "-m", "tests.cluster.run", *session.posargs)
+
+
+#: What the bench runs, and the Debian package that has it.
+BENCH_TOOLS = (("wrk", "wrk"), ("nginx", "nginx-light"))
+
+
+def _has(command: str) -> bool:
+    # nginx lives in /usr/sbin, which a non-root PATH may lack; PostgreSQL's server binaries
+    # in /usr/lib/postgresql/*/bin.
+    return (
+        shutil.which(command) is not None
+        or Path("/usr/sbin", command).exists()
+        or any(Path("/usr/lib/postgresql").glob(f"*/bin/{command}"))
+    )
+
+
+def apt_install(session: nox.Session, packages: list[str]) -> None:
+    """Install Debian's `packages` with apt-get (sudo when not root); the caller checks."""
+    if not packages:
+        return
+    session.log(f"installing {', '.join(packages)} with apt-get (Debian's packages)")
+    installer = ["apt-get", "install", "-y", *packages]
+    if os.geteuid() != 0:
+        installer.insert(0, "sudo")
+    if subprocess.run(installer, check=False).returncode != 0:
+        # A fresh machine may have no package lists yet.
+        subprocess.run([*installer[: -2 - len(packages)], "update"], check=False)
+        subprocess.run(installer, check=False)
 
 
 @nox.session(python=False, default=False)
@@ -160,14 +198,7 @@ def serve(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Load the docs pages in headless Chromium (Debian's), loopback only; screenshots in build/."""
     if not Path(CHROMIUM).exists():
-        session.log("chromium is missing; installing it with apt-get (Debian's package)")
-        installer = ["apt-get", "install", "-y", "chromium"]
-        if os.geteuid() != 0:
-            installer.insert(0, "sudo")
-        if subprocess.run(installer, check=False).returncode != 0:
-            # A fresh machine may have no package lists yet.
-            subprocess.run([*installer[:-3], "update"], check=False)
-            subprocess.run(installer, check=False)
+        apt_install(session, ["chromium"])
         if not Path(CHROMIUM).exists():
             session.error(
                 f"could not install chromium at {CHROMIUM}: run `apt-get install chromium` "

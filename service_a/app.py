@@ -11,7 +11,7 @@ from importlib.metadata import version
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request, status
+from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
 from service_a import http_api, relay
+from service_a import status as status_route
 from service_a.b_client import ServiceBError, build_client
 from service_a.dependencies import State
 from service_a.docs import docs_description
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         async with build_client(settings) as client:
-            logger.info("service A ready, service B at %s", settings.service_b_url)
+            logger.info("service A ready, service B at %s", ", ".join(settings.service_b_urls))
             yield State(
                 service_b_client=client,
                 settings=settings,
@@ -136,6 +137,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ServiceBError, _service_b_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.include_router(http_api.router)
+    if len(settings.service_b_urls) > 1:
+        # Several Bs: `/status` reports each (service_a.status), in place of the one-B route.
+        app.include_router(status_route.router)
+        app.include_router(_without_route(http_api.router, "/status"))
+    else:
+        app.include_router(http_api.router)
     app.include_router(relay.router)
     return app
+
+
+def _without_route(router: APIRouter, path: str) -> APIRouter:
+    """Give a router with the routes of `router` but the one at `path`."""
+    narrowed = APIRouter()
+    narrowed.routes.extend(
+        route for route in router.routes if not (isinstance(route, APIRoute) and route.path == path)
+    )
+    return narrowed

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from service_a.balancer import Balancer, Upstream
 from service_a.edge import REQUEST_ID_HEADER
 from service_a.settings import Settings
 from service_a.transport import IDEMPOTENT_METHODS, PooledHTTP11Transport, ReusedConnectionClosed
@@ -114,7 +115,11 @@ class UpgradesApart(httpx.AsyncHTTPTransport):
 
 
 def build_client(settings: Settings) -> httpx.AsyncClient:
-    """Make A's client for B, with explicit timeouts and pool limits."""
+    """Make A's client for B, with explicit timeouts and pool limits.
+
+    With several Bs (`service_b_url` a list), each B gets the pools one B gets, and a
+    `Balancer` spreads the requests over them (see service_a.balancer).
+    """
     limits = httpx.Limits(
         max_connections=settings.max_connections,
         max_keepalive_connections=settings.max_keepalive_connections,
@@ -127,14 +132,23 @@ def build_client(settings: Settings) -> httpx.AsyncClient:
         # The wait for a free connection has the whole request's deadline: see call_service_b.
         pool=settings.request_timeout,
     )
-    transport: httpx.AsyncBaseTransport
-    transport = UpgradesApart(limits=limits, max_upgrades=settings.max_ws_sessions)
-    if settings.transport == "fast":
-        # Upgrades (and anything else not plain http) go to the fallback, so to their pool.
-        # Retries are A's to decide (see call_service_b): the transport does not retry.
-        transport = PooledHTTP11Transport(limits=limits, retry_stale=False, fallback=transport)
+
+    def pools() -> httpx.AsyncBaseTransport:
+        transport: httpx.AsyncBaseTransport
+        transport = UpgradesApart(limits=limits, max_upgrades=settings.max_ws_sessions)
+        if settings.transport == "fast":
+            # Upgrades (and anything else not plain http) go to the fallback, so to their pool.
+            # Retries are A's to decide (see call_service_b): the transport does not retry.
+            transport = PooledHTTP11Transport(limits=limits, retry_stale=False, fallback=transport)
+        return transport
+
+    urls = settings.service_b_urls
+    transport = pools()
+    if len(urls) > 1:
+        upstreams = [Upstream(urls[0], transport)] + [Upstream(url, pools()) for url in urls[1:]]
+        transport = Balancer(upstreams, retry_after=settings.b_retry_after_seconds)
     return ClientForB(
-        base_url=settings.service_b_url,
+        base_url=urls[0],
         transport=transport,  # the limits are the transport's: httpx ignores `limits=` then
         timeout=timeout,
         trust_env=False,

@@ -13,7 +13,7 @@ DOCS_URL = "/docs"
 
 def docs_description(settings: Settings) -> str:
     """Give A's OpenAPI description: what A does, and where each service's pages are."""
-    service_b = settings.service_b_url.rstrip("/")
+    service_b = settings.service_b_urls[0].rstrip("/")
     return (
         "The gateway: forwards the items API to service B, relays its WebSockets, "
         "and reports B's health.\n\n"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+import httpx
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Seconds = Annotated[float, Field(gt=0)]
@@ -16,7 +17,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SERVICE_A_", frozen=True, extra="ignore")
 
     service_b_url: str = Field(
-        default="http://127.0.0.1:8000", description="Where A reaches service B."
+        default="http://127.0.0.1:8000",
+        description="Where A reaches service B: one base URL, or several separated by commas "
+        "(A spreads its requests and relayed sessions over them; see README, Running several Bs).",
+    )
+    b_retry_after_seconds: Seconds = Field(
+        default=5.0,
+        description="With several Bs: seconds a B that could not be connected to is skipped; "
+        "then it is tried again.",
     )
     connect_timeout: Seconds = Field(
         default=0.5, description="Seconds to open a connection to B; then 503."
@@ -34,10 +42,10 @@ class Settings(BaseSettings):
         default=1.0, description="Seconds `GET /status` waits for B's `/status`."
     )
     max_connections: Annotated[int, Field(ge=1)] = Field(
-        default=100, description="Most connections open to B at once."
+        default=100, description="Most connections open to B (to each B, with several) at once."
     )
     max_keepalive_connections: Annotated[int, Field(ge=0)] = Field(
-        default=100, description="Most idle connections kept open to B."
+        default=100, description="Most idle connections kept open to B (to each B, with several)."
     )
     keepalive_expiry: Seconds = Field(
         default=4.0,
@@ -100,3 +108,20 @@ class Settings(BaseSettings):
         default=["http://localhost:8001", "http://127.0.0.1:8001"],
         description="Origins a browser may open WebSockets from (JSON list; `*` allows any).",
     )
+
+    @field_validator("service_b_url")
+    @classmethod
+    def _each_b_is_a_url(cls, value: str) -> str:
+        """Refuse a list with an empty entry, or with an entry that is not an http(s) URL."""
+        if "," not in value:
+            return value  # one B: taken as it is, as before there could be several
+        for url in value.split(","):
+            parsed = httpx.URL(url.strip())
+            if parsed.scheme not in {"http", "https"} or not parsed.host:
+                raise ValueError(f"{url.strip()!r} is not an http(s) URL of a B")
+        return value
+
+    @property
+    def service_b_urls(self) -> tuple[str, ...]:
+        """Give each B's base URL, in the order given."""
+        return tuple(url.strip() for url in self.service_b_url.split(","))

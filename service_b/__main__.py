@@ -16,6 +16,7 @@ from service_b.protocol import (
     raise_open_file_limit,
 )
 from service_b.settings import Settings
+from service_b.ws_protocol import delivery_checked_protocol
 
 #: File descriptors kept for B's own use (listening socket, SQLite, logs) under the cap.
 RESERVED_FILES = 64
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         log_level=options.log_level,
         ws_max_size=protocol_max_message_bytes(settings.ws_max_message_bytes),
         http=edge_protocol(settings, open_file_limit),
+        # Closes a client that stops reading even while the kernel absorbs what B sends.
+        ws=delivery_checked_protocol(settings.ws_send_timeout_seconds),
         timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
         # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any local client, or
         # any client of a proxy that passes the header on, could then pick the address the

@@ -58,8 +58,10 @@ _FELL_BEHIND = {
         "a client that fell behind: more than SERVICE_B_WS_QUEUE_SIZE messages or "
         "SERVICE_B_WS_QUEUE_BYTES bytes queued for it (reason `more than N messages queued "
         "for this client; reconnect` or `more than N bytes queued for this client; "
-        "reconnect`), or a message it did not take within SERVICE_B_WS_SEND_TIMEOUT_SECONDS "
-        "of being queued (`the client is not reading; reconnect`)"
+        "reconnect`), or a message it did not read within SERVICE_B_WS_SEND_TIMEOUT_SECONDS "
+        "of being queued, whatever its size: B follows what it sends with a ping, and a "
+        "client that has not answered it in that time has not read what came before "
+        "(`the client is not reading; reconnect`)"
     ),
 }
 

@@ -212,7 +212,11 @@ def _with_new_endpoint(app: ASGIApp) -> ASGIApp:
 
 
 def _new_login_reply(text: str) -> str:
-    if json.loads(text) == {"event": "login", "success": True}:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text  # `pong`, which is not JSON
+    if value == {"event": "login", "success": True}:
         return json.dumps({"op": "login", "code": "0", "msg": ""})
     return text
 
@@ -303,4 +307,195 @@ COMPATIBLE: dict[str, Alteration] = {
         _rewrite_ws("/ws/v5/private", lambda text: _coloured(text.encode()).decode()),
     ),
     "a new endpoint": _with_new_endpoint,
+}
+
+
+def _json_texts(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[str], str]:
+    """Alter the JSON object in a WebSocket text (texts that are not JSON pass as they are)."""
+    rewrite = _json_objects(change)
+    return lambda text: rewrite(text.encode()).decode()
+
+
+def _answer_of(path: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Alteration:
+    """Alter the JSON objects of B's answers at exactly `path`."""
+    rewrite = _json_objects(change)
+    return _rewrite_http(lambda at, status, body: (status, rewrite(body) if at == path else body))
+
+
+def _reworded(field: str, old: str, new: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda value: {**value, field: new} if value.get(field) == old else value
+
+
+def _with(field: str, value: Any, having: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda obj: {**obj, field: value} if having in obj else obj
+
+
+# Further altered Bs, for the classes issue 9 names: wording A matches by type or exactly,
+# a new field on an answer or a message, a close that follows no message.
+BREAKING |= {
+    "failed-login wording changes": (
+        _rewrite_ws(
+            "/ws/v5/private",
+            _json_texts(_reworded("message", "Authentication failed", "Wrong credentials")),
+        ),
+        {"a failed login"},
+    ),
+    # No message precedes this close, so no interaction holds it: the gate and the smoke
+    # test must catch it.
+    "stream refusal closes with another code": (_rewrite_close("/ws/stream", {1008: 4000}), set()),
+}
+COMPATIBLE |= {
+    "created message reworded": _answer_of(
+        "/items", _reworded("message", "Item created successfully", "Created")
+    ),
+    "stream message reworded": _rewrite_ws(
+        "/ws/stream",
+        _json_texts(_reworded("message", "This is a periodic update from the server.", "tick")),
+    ),
+    "a version on /status": _answer_of("/status", _with("version", "2.0", "status")),
+    "a sequence number on stream updates": _rewrite_ws(
+        "/ws/stream", _json_texts(_with("sequence", 1, "timestamp"))
+    ),
+}
+
+Document = dict[str, Any]
+#: How B's documents change, as `python -m service_b.export_contracts` would regenerate
+#: them, for the altered B of the same name: `change(openapi, asyncapi)` edits them in place.
+DocumentChange = Callable[[Document, Document], None]
+
+
+def _schema(document: Document, name: str) -> Document:
+    schema: Document = document["components"]["schemas"][name]
+    return schema
+
+
+def _pin(document: Document, schema: str, field: str, text: str) -> None:
+    target = _schema(document, schema)["properties"][field]
+    target["const"] = target["default"] = text
+
+
+def _doc_rename_name(openapi: Document, asyncapi: Document) -> None:
+    for document in (openapi, asyncapi):
+        item = _schema(document, "Item")
+        item["properties"]["title"] = item["properties"].pop("name")
+        item["required"] = ["title" if f == "name" else f for f in item["required"]]
+
+
+def _doc_400(openapi: Document, _: Document) -> None:
+    for path, item in openapi["paths"].items():
+        for operation in item.values():
+            answers = operation.get("responses", {})
+            if path.startswith("/items/") and "404" in answers:
+                answers["400"] = answers.pop("404")
+
+
+def _doc_id_string(openapi: Document, asyncapi: Document) -> None:
+    for document in (openapi, asyncapi):
+        _schema(document, "Item")["properties"]["item_id"] = {"type": "string"}
+
+
+def _doc_flag_number(openapi: Document, asyncapi: Document) -> None:
+    for document in (openapi, asyncapi):
+        _schema(document, "Item")["properties"]["is_offer"] = {"type": "integer"}
+
+
+def _stream_query(asyncapi: Document) -> Document:
+    query: Document = asyncapi["channels"]["stream"]["bindings"]["ws"]["query"]
+    return query
+
+
+def _doc_interval_renamed(_: Document, asyncapi: Document) -> None:
+    properties = _stream_query(asyncapi)["properties"]
+    properties["period"] = properties.pop("interval")
+
+
+def _doc_interval_floor(_: Document, asyncapi: Document) -> None:
+    _stream_query(asyncapi)["properties"]["interval"]["minimum"] = 1.0
+
+
+def _recoded(channel: str, old: int, new: int) -> DocumentChange:
+    def change(_: Document, asyncapi: Document) -> None:
+        for close in asyncapi["channels"][channel]["x-close-codes"]:
+            if close["code"] == old:
+                close["code"] = new
+
+    return change
+
+
+def _doc_deleted_renamed(_: Document, asyncapi: Document) -> None:
+    action = _schema(asyncapi, "ItemsPush")["properties"]["action"]
+    action["enum"] = ["removed" if a == "deleted" else a for a in action["enum"]]
+
+
+def _doc_pong_renamed(_: Document, asyncapi: Document) -> None:
+    asyncapi["channels"]["private"]["messages"]["pong"]["payload"]["const"] = "PONG"
+
+
+def _doc_no_b(openapi: Document, _: Document) -> None:
+    del openapi["paths"]["/b/"]
+
+
+def _doc_echo_prefix(_: Document, asyncapi: Document) -> None:
+    asyncapi["channels"]["echo"]["messages"]["echo"]["payload"]["pattern"] = "^You said: "
+
+
+def _doc_login_shape(_: Document, asyncapi: Document) -> None:
+    asyncapi["components"]["schemas"]["LoginSucceeded"] = {
+        "type": "object",
+        "properties": {
+            "op": {"const": "login", "type": "string"},
+            "code": {"const": "0", "type": "string"},
+            "msg": {"type": "string"},
+        },
+        "required": ["op", "code", "msg"],
+    }
+
+
+def _doc_colour(openapi: Document, asyncapi: Document) -> None:
+    for document in (openapi, asyncapi):
+        _schema(document, "Item")["properties"]["colour"] = {"type": "string"}
+
+
+def _doc_new_endpoint(openapi: Document, _: Document) -> None:
+    openapi["paths"]["/new"] = {
+        "get": {"operationId": "new", "responses": {"200": {"description": "New"}}}
+    }
+
+
+def _doc_status_version(openapi: Document, _: Document) -> None:
+    status = _schema(openapi, "Status")
+    status["properties"]["version"] = {"type": "string"}
+    status["required"].append("version")
+
+
+def _doc_stream_sequence(_: Document, asyncapi: Document) -> None:
+    update = _schema(asyncapi, "StreamUpdate")
+    update["properties"]["sequence"] = {"type": "integer"}
+    update["required"].append("sequence")
+
+
+#: The altered Bs whose change B's regenerated documents show, by name.
+DOCUMENTED: dict[str, DocumentChange] = {
+    "item renames name": _doc_rename_name,
+    "400 instead of 404": _doc_400,
+    "item id as a string": _doc_id_string,
+    "offer flag as a number": _doc_flag_number,
+    "stream interval renamed": _doc_interval_renamed,
+    "stream never faster than 1 s": _doc_interval_floor,
+    "failed-login close code changes": _recoded("private", 1008, 4003),
+    "deleted push renamed": _doc_deleted_renamed,
+    "pong renamed": _doc_pong_renamed,
+    "no /b/": _doc_no_b,
+    "another echo prefix": _doc_echo_prefix,
+    "login reply changes shape": _doc_login_shape,
+    "failed-login wording changes": lambda _, a: _pin(
+        a, "LoginFailed", "message", "Wrong credentials"
+    ),
+    "stream refusal closes with another code": _recoded("stream", 1008, 4000),
+    "a new optional field": _doc_colour,
+    "a new endpoint": _doc_new_endpoint,
+    "created message reworded": lambda o, _: _pin(o, "ItemCreated", "message", "Created"),
+    "stream message reworded": lambda _, a: _pin(a, "StreamUpdate", "message", "tick"),
+    "a version on /status": _doc_status_version,
+    "a sequence number on stream updates": _doc_stream_sequence,
 }

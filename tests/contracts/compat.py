@@ -23,9 +23,10 @@ gate, naming the use; one that hits nothing A uses is a warning. Independently o
 base, what A accepts from its callers on a forwarded operation must stay inside what B
 accepts now (a name A takes up to 200 characters must not be refused by B at 50).
 
-This is a start: the schema rules cover the keywords B's documents use (type, const,
-enum, properties, required, items, the numeric and length bounds, pattern, anyOf), and a
-use is an operation or a channel, not yet a field of it.
+The schema rules cover the keywords B's documents use (type, const, enum, properties,
+required, items, the numeric and length bounds, pattern, anyOf). A use is an operation
+or a channel; a field of an answer or of a message is not used when A's pact matches it
+by type only and the change keeps its type (B rewording a text A matches by type).
 """
 
 from __future__ import annotations
@@ -274,6 +275,28 @@ def _close_differences(where: str, before: Any, after: Any) -> Iterator[Differen
             yield Difference(where, f"close {code}", change, breaking=False)
 
 
+def _query(channel: Any) -> Any:
+    return channel.get("bindings", {}).get("ws", {}).get("query")
+
+
+def _query_differences(
+    old: Document, new: Document, where: str, before: Any, after: Any
+) -> Iterator[Difference]:
+    """Give the changes to a channel's handshake query, a request's parameters.
+
+    A parameter B no longer reads is breaking here, unlike oasdiff's warning for an
+    OpenAPI one: a client (A's callers, through A) still sends it, and B's default then
+    answers in its place, valid-looking (`/ws/stream?interval=` renamed).
+    """
+    was, now = _query(before), _query(after)
+    if not isinstance(was, Mapping) or not isinstance(now, Mapping):
+        return
+    for field, change, breaking in schema_differences(old, was, new, now, "request"):
+        removed = change == "removed" and field.count(".") == 1
+        shown = f"query {field.removeprefix('.')}".rstrip(" .")
+        yield Difference(where, shown, change, breaking or removed)
+
+
 def asyncapi_differences(old: Document, new: Document) -> Iterator[Difference]:
     """Give every difference from B's AsyncAPI document `old` to `new`."""
     old_channels, new_channels = old.get("channels", {}), new.get("channels", {})
@@ -287,6 +310,7 @@ def asyncapi_differences(old: Document, new: Document) -> Iterator[Difference]:
                 f"channel {before['address']}", "address", f"became {after['address']}", True
             )
         yield from _close_differences(where, before, after)
+        yield from _query_differences(old, new, where, before, after)
         old_messages, new_messages = before.get("messages", {}), after.get("messages", {})
         for message in sorted(old_messages.keys() - new_messages.keys()):
             yield Difference(where, f"message {message}", "removed", True)
@@ -352,6 +376,39 @@ def _pact_cares(interaction: Mapping[str, Any], field: str, change: str) -> bool
     """
     body = interaction.get("response", {}).get("body", {}).get("content")
     rules = interaction.get("response", {}).get("matchingRules", {}).get("body", {})
+    return _example_cares(body, rules, field, change)
+
+
+def _sent(interaction: Mapping[str, Any]) -> tuple[Any, Mapping[str, Any]]:
+    """Give what B sends in a message interaction (the message, or the reply) and its rules."""
+    sent = interaction["contents"] if "contents" in interaction else interaction["response"][0]
+    content = sent.get("content")
+    if isinstance(content, str) and "json" in sent.get("contentType", ""):
+        content = json.loads(content)
+    rules: Mapping[str, Any] = sent.get("matchingRules", {}).get("body", {})
+    if "contents" in interaction:
+        rules = interaction.get("matchingRules", {}).get("body", {})
+    return content, rules
+
+
+def _example_has(body: Any, field: str) -> bool:
+    value = body
+    for part in field.replace("[]", ".[]").strip(".").split("."):
+        if not part:
+            continue
+        if part == "[]":
+            if not isinstance(value, list) or not value:
+                return False
+            value = value[0]
+        elif isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
+            return False
+    return True
+
+
+def _example_cares(body: Any, rules: Mapping[str, Any], field: str, change: str) -> bool:
+    """Tell whether an example with its rules depends on `field` as `change` alters it."""
     value: Any = body
     json_path = "$"
     for part in field.replace("[]", ".[]").strip(".").split("."):
@@ -365,9 +422,11 @@ def _pact_cares(interaction: Mapping[str, Any], field: str, change: str) -> bool
             if not isinstance(value, Mapping) or part not in value:
                 return False
             value, json_path = value[part], f"{json_path}.{part}"
-    matchers = rules.get(json_path, {}).get("matchers", [])
-    by_type = any(m.get("match") in {"type", "integer", "decimal", "number"} for m in matchers)
-    return not by_type or change.startswith(TYPE_CHANGES)
+        matchers = rules.get(json_path, {}).get("matchers", [])
+        if any(m.get("match") in BY_TYPE for m in matchers):
+            # A type matcher holds for what is under it too, as in Pact.
+            return change.startswith(TYPE_CHANGES)
+    return True
 
 
 @dataclass(frozen=True)
@@ -376,6 +435,7 @@ class Uses:
 
     interactions: Mapping[str, Mapping[str, Any]]  # HTTP interactions by description
     messages: Mapping[str, tuple[str, str | None]]  # description to channel and close code
+    sent: Mapping[str, tuple[str, Any, Mapping[str, Any]]]  # description to channel, example, rules
     forwarded: Mapping[tuple[str, str], tuple[str, str]]  # B's operation to A's
     relayed: frozenset[str]
     a_openapi: Document
@@ -385,6 +445,8 @@ class Uses:
         if difference.where.startswith("channel "):
             address = difference.where.removeprefix("channel ")
             hits = [f"relayed channel {address}"] if address in self.relayed else []
+            if self._matched_by_type_only(address, difference):
+                hits = []
             closing = CLOSE_FIELD.match(difference.field)
             if closing is not None:
                 hits += [
@@ -414,6 +476,24 @@ class Uses:
                 hits.append("A's " + " ".join(a_key))
         return tuple(hits)
 
+    def _matched_by_type_only(self, address: str, difference: Difference) -> bool:
+        """Tell whether A's pact matches a message field by type only, and the change keeps it.
+
+        A relays everything on the channel, but A's pact says which fields A's callers may
+        rely on as they are: a text matched by type may take other words.
+        """
+        field = MESSAGE_FIELD.match(difference.field)
+        if field is None or field.group(2) == "." or difference.change.startswith(TYPE_CHANGES):
+            return False
+        having = [
+            (body, rules)
+            for channel, body, rules in self.sent.values()
+            if channel == address and _example_has(body, field.group(2))
+        ]
+        return bool(having) and not any(
+            _example_cares(body, rules, field.group(2), difference.change) for body, rules in having
+        )
+
     def _a_accepts_now(
         self,
         a_key: tuple[str, str],
@@ -439,7 +519,9 @@ class Uses:
         return accepts(self.a_openapi, a_field, b_openapi, b_field)
 
 
+BY_TYPE = frozenset({"type", "integer", "decimal", "number"})
 CLOSE_FIELD = re.compile(r"^close (\d+)$")
+MESSAGE_FIELD = re.compile(r"^message (\S+) (\S+)$")
 RESPONSE_FIELD = re.compile(r"^response (\d+) body (\S+)$")
 # Changes a matcher by type still sees: the value's type, or the value gone.
 TYPE_CHANGES = ("type ", "removed", "no longer required")
@@ -459,6 +541,7 @@ def a_uses(
     """Gather what A uses of B from its pact, its OpenAPI and the channels it relays."""
     interactions: dict[str, Mapping[str, Any]] = {}
     messages: dict[str, tuple[str, str | None]] = {}
+    sent: dict[str, tuple[str, Any, Mapping[str, Any]]] = {}
     for interaction in pact["interactions"]:
         if interaction["type"] == "Synchronous/HTTP":
             interactions[interaction["description"]] = interaction
@@ -469,13 +552,14 @@ def a_uses(
             replies = [reply.get("metadata", {}) for reply in interaction.get("response", [])]
             close = next((r["closeCode"] for r in [metadata, *replies] if "closeCode" in r), None)
             messages[interaction["description"]] = (metadata.get("channel", ""), close)
+            sent[interaction["description"]] = (metadata.get("channel", ""), *_sent(interaction))
     b_operations = _operations(b_openapi)
     forwarded = {}
     for key in _operations(a_openapi):
         target = FORWARDED_AS.get(key, key)
         if target in b_operations:
             forwarded[target] = key
-    return Uses(interactions, messages, forwarded, relayed, a_openapi)
+    return Uses(interactions, messages, sent, forwarded, relayed, a_openapi)
 
 
 def promises(a_openapi: Document, b_openapi: Document, uses: Uses) -> Iterator[Difference]:
@@ -573,7 +657,10 @@ def report(findings: list[Finding]) -> str:
     for finding in findings:
         d = finding.difference
         if d.breaking and not finding.fails:
-            lines.append(f"warning  {d.where}: {d.field}: {d.change} (nothing of A's uses it)")
+            lines.append(
+                f"warning  {d.where}: {d.field}: {d.change} "
+                "(nothing of A's relies on it: unused, or matched by type only)"
+            )
     for finding in findings:
         d = finding.difference
         if not d.breaking:

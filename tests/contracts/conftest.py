@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.contracts import quick_relays
+
 ROOT = Path(__file__).parents[2]
 CONTRACTS = ROOT / "contracts"
 PACT_NAME = "service-a-service-b.json"
@@ -16,6 +18,8 @@ COMMITTED_PACT = CONTRACTS / "pacts" / PACT_NAME
 # pact-python reports anonymous usage unless told not to; tests never phone home.
 os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
 logging.getLogger("pact").setLevel(logging.WARNING)
+# pact-python's relay servers would take up to 0.5 s to stop after each verification.
+quick_relays.apply()
 
 
 @pytest.fixture(scope="session")

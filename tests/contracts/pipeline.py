@@ -1,18 +1,20 @@
 """`nox -s contracts`: every contract check, then B and A live on 8000 and 8001.
 
-    python -m tests.contracts.pipeline [--update]
+    python -m tests.contracts.pipeline [--update] [--base REF] [--offline]
 
 1. A's consumer tests regenerate the pact; it must equal contracts/pacts (or, with
    `--update`, it replaces it).
 2. B's OpenAPI and AsyncAPI files must be current and valid; the pact must fit them, and
    PactFlow's comparator (`opc`, which nox installs with npm) must accept it against both.
    The compatibility gate compares B's contract at `--base` (default HEAD) with B's now.
+   A in front of B, both in-process, gets the smoke test (closes no message precedes).
 3. B must honour the pact, and altered Bs must fail or pass it as they should.
 4. B and A start on 8000 and 8001; the pact is verified against live B through its
    provider-state URL, and A in front of B gets a smoke test.
 5. Both stop; a table of the checks is printed. Any failure exits 1.
 
-Steps 1 and 3 run side by side, in two pytest processes (after one another with `--update`).
+Steps 1 and 3 run side by side, in two pytest processes, and step 2 beside them (all after
+one another with `--update`).
 """
 
 from __future__ import annotations
@@ -70,12 +72,22 @@ class Skipped(Exception):
 PYTEST_FAILED = re.compile(r"^FAILED (\S+)(?: - (.*))?$", re.MULTILINE)
 
 
+# The contract tests use neither Hypothesis, Schemathesis nor respx: not loading their
+# plugins saves each pytest process 1.5 s of imports (python -X importtime).
+PYTEST_OPTIONS = [
+    *("-p", "no:cacheprovider"),
+    *("-p", "no:hypothesispytest"),
+    *("-p", "no:schemathesis"),
+    *("-p", "no:respx"),
+]
+
+
 def run_pytest(*paths: str, env: dict[str, str] | None = None) -> None:
     """Run pytest on `paths` in a process of its own, its output kept; fail when it fails.
 
     The output is printed once pytest ends, so two runs side by side do not interleave.
     """
-    command = [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", *paths]
+    command = [sys.executable, "-m", "pytest", "-q", "-rf", *PYTEST_OPTIONS, *paths]
     done = subprocess.run(
         command,
         cwd=ROOT,
@@ -255,6 +267,30 @@ def smoke_live() -> str:
     return f"{len(results)} checks"
 
 
+async def _smoke_in_process() -> list[tuple[str, str | None]]:
+    from service_a import Settings as ASettings  # noqa: PLC0415 - only this step needs A
+    from service_a import create_app as create_a  # noqa: PLC0415
+    from tests.conftest import B_URL  # noqa: PLC0415
+    from tests.contracts.alterations import a_in_front_of  # noqa: PLC0415
+
+    async with a_in_front_of(lambda app: app, create_a(ASettings(service_b_url=B_URL))) as client:
+        return [(result.check, result.problem) for result in await smoke(client)]
+
+
+def smoke_in_process() -> str:
+    """Smoke-test A in front of B, both in-process: closes no message precedes, among others.
+
+    The pact holds the closes that follow a message; a close that follows none (the
+    stream refusing `interval=0` with 1008, a binary frame on `/ws/echo` with 1003) is
+    checked here, before anything starts on a port.
+    """
+    results = anyio.run(_smoke_in_process)
+    failed = [f"{check}: {problem}" for check, problem in results if problem is not None]
+    if failed:
+        raise Failed("A in front of B fails the smoke test:\n  " + "\n  ".join(failed), failed)
+    return f"{len(results)} checks"
+
+
 def run(name: str, check: Callable[[], str], rows: list[Row]) -> list[Row]:
     """Run one check, time it, and add its row; give the rows."""
     print(f"\n== {name}", flush=True)  # noqa: T201 - this is a command-line report
@@ -327,29 +363,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--base", default="HEAD", help="git revision of B's agreed contract, for the gate"
     )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="stop before the live steps (nothing starts on 8000 and 8001)",
+    )
     options = parser.parse_args(argv)
     rows: list[Row] = []
     started = time.perf_counter()
     consumer = ("consumer: A's tests regenerate the pact", lambda: consumer_pact(options.update))
     provider = ("provider: B in-process honours the pact", provider_in_process)
+    static = [
+        ("drift: B's OpenAPI and AsyncAPI files", schemas_current),
+        ("static: pact fits B's OpenAPI and AsyncAPI", pact_fits_schemas),
+        ("static: PactFlow's comparator on the pact", pactflow_comparator),
+        (f"gate: B's contract against {options.base}", lambda: compatibility_gate(options.base)),
+        ("smoke: A in front of B, in-process", smoke_in_process),
+    ]
+
+    def in_turn(checks: list[tuple[str, Callable[[], str]]]) -> list[Row]:
+        done: list[Row] = []
+        for check in checks:
+            run(*check, done)
+        return done
+
     if options.update:
-        # The provider must verify the pact the consumer tests have just written.
+        # The provider must verify the pact the consumer tests have just written, and the
+        # static checks read it.
         run(*consumer, rows)
         run(*provider, rows)
+        in_turn(static)
     else:
-        # Two processes on two cores: the provider verifies the committed pact, which the
-        # consumer check proves equal to what A's tests generate.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # Two pytest processes on two cores, the static checks beside them (mostly the
+        # comparator's Node.js process): the provider verifies the committed pact, which
+        # the consumer check proves equal to what A's tests generate.
+        with ThreadPoolExecutor(max_workers=3) as pool:
             side_by_side = [pool.submit(run, *check, []) for check in (consumer, provider)]
+            side_by_side.append(pool.submit(in_turn, static))
         rows.extend(row for future in side_by_side for row in future.result())
-    run("drift: B's OpenAPI and AsyncAPI files", schemas_current, rows)
-    run("static: pact fits B's OpenAPI and AsyncAPI", pact_fits_schemas, rows)
-    run("static: PactFlow's comparator on the pact", pactflow_comparator, rows)
-    run(
-        f"gate: B's contract against {options.base}", lambda: compatibility_gate(options.base), rows
-    )
     offline = time.perf_counter() - started
-    run_live(rows)
+    if not options.offline:
+        run_live(rows)
     print(f"\n{table(rows)}\n\neverything but the live steps: {offline:.1f} s (wall clock)")  # noqa: T201
     return 0 if all(row.passed for row in rows) else 1
 

@@ -80,6 +80,20 @@ def _id_as_string(openapi: Document, _: Document) -> None:
     _schema(openapi, "Item")["properties"]["item_id"] = {"type": "string"}
 
 
+def _stream_wording(_: Document, asyncapi: Document) -> None:
+    message = asyncapi["components"]["schemas"]["StreamUpdate"]["properties"]["message"]
+    message["const"] = message["default"] = "tick"
+
+
+def _failed_login_wording(_: Document, asyncapi: Document) -> None:
+    message = asyncapi["components"]["schemas"]["LoginFailed"]["properties"]["message"]
+    message["const"] = message["default"] = "Wrong credentials"
+
+
+def _stream_message_a_number(_: Document, asyncapi: Document) -> None:
+    asyncapi["components"]["schemas"]["StreamUpdate"]["properties"]["message"] = {"type": "integer"}
+
+
 #: Changes that break A: each fails the gate, naming what of A's it hits.
 BREAKING: dict[str, tuple[Change, str, str]] = {
     "B's name limit 200 to 50": (
@@ -111,6 +125,16 @@ BREAKING: dict[str, tuple[Change, str, str]] = {
         _item_name_removed,
         "GET /items/{item_id}: response 200 body .name: removed",
         "A's GET /items/{item_id}",
+    ),
+    "failed-login wording A matches exactly": (
+        _failed_login_wording,
+        "channel /ws/v5/private: message loginFailed .message: constant 'Authentication failed'",
+        "relayed channel /ws/v5/private",
+    ),
+    "stream update's message a number": (
+        _stream_message_a_number,
+        "channel /ws/stream: message update .message: type ['string'] became ['integer']",
+        "relayed channel /ws/stream",
     ),
     "item id as a string": (
         _id_as_string,
@@ -152,6 +176,7 @@ def _longer_names(openapi: Document, _: Document) -> None:
 #: Changes that break nobody: each passes the gate (a warning at most).
 COMPATIBLE: dict[str, Change] = {
     "wording of the created message A matches by type": _created_wording,
+    "wording of the stream update A matches by type": _stream_wording,
     "a version on /status": _status_version,
     "a sequence number on stream updates": _stream_sequence,
     "a new optional field on Item": _item_colour,

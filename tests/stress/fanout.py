@@ -7,7 +7,9 @@ in order, and is not closed; the one that never reads is closed by B with 1013.
 The messages are 4 KiB because a socket that is not read absorbs about 4 MB on Linux
 loopback (measured: 3,943,424 bytes before a non-blocking send would block) before B can
 see that its client stopped reading; 2,000 messages of 4 KiB (8 MiB) exceed that, smaller
-ones may not (the README says so).
+ones may not (the README says so). But B negotiates permessage-deflate, and `"x" * 4096`
+crosses the wire in a few bytes: so `fanout_stalled` sends incompressible text instead, and
+reports when B closed a listener that never calls `recv`, for 200-byte and 4 KiB messages.
 
 The never-reading listener learns of its close only when it reads again, after the burst;
 whether B's close frame is still in its stream by then depends on how long B waited to
@@ -18,7 +20,9 @@ and what the client saw.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import random
 import re
 import time
 from collections import Counter
@@ -29,7 +33,7 @@ from datetime import datetime
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.live import run_service
+from tests.live import ServiceProcess, run_service
 from tests.stress.run import Row
 
 LISTENERS = 100
@@ -38,9 +42,11 @@ PAYLOAD = "x" * 4096
 #: How long the burst may take to reach every listener before the probe gives up.
 DEADLINE_SECONDS = 120.0
 B_ENV = {"SERVICE_B_DATABASE_PATH": ":memory:"}
+#: B's default SERVICE_B_WS_SEND_TIMEOUT_SECONDS, which the stalled-reader probe keeps.
+DEFAULT_SEND_TIMEOUT = 10.0
 
 _B_CLOSE = re.compile(
-    r"^(?P<at>\S+ \S+) INFO service_b\.websocket_errors: closing WebSocket /ws/broadcast "
+    r"^(?P<at>\S+ \S+) INFO service_\w\.\w+: closing WebSocket /ws/broadcast "
     r"with (?P<code>\d+): (?P<reason>.*)$",
     re.MULTILINE,
 )
@@ -201,4 +207,93 @@ def fanout_scaling() -> Iterable[Row]:
             yield from _run(f"fanout_scaling {listeners} {where}", scenario, through_a=through_a)
 
 
-PROBES = [fanout_direct, fanout_through_a, fanout_scaling]
+#: Message sizes for the stalled-reader probe (of incompressible text): within the socket
+#: buffers for long, and not.
+STALL_PAYLOADS = (200, 4096)
+#: How long the stalled-reader probe waits for a 1013: past uvicorn's ping timeout (40 s).
+STALL_SECONDS = 60.0
+
+
+def _incompressible(size: int) -> str:
+    """Give `size` characters that permessage-deflate (on by default in B) hardly shrinks.
+
+    `"x" * 4096` goes over the wire in a few bytes, so it never fills a socket buffer.
+    """
+    return base64.b64encode(random.Random(size).randbytes(size))[:size].decode()
+
+
+def _first_close(log: str, started_wall: float) -> tuple[float, str] | None:
+    """Give when (seconds after `started_wall`) and why the first 1013 in `log` was sent."""
+    for match in _B_CLOSE.finditer(log):
+        if match["code"] == "1013":
+            at = datetime.strptime(match["at"], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # noqa: DTZ007 - local time, as time.time()
+            return at - started_wall, match["reason"]
+    return None
+
+
+async def _stall(ws_url: str, payload: str, logs: list[ServiceProcess]) -> tuple[float, ...]:
+    """Send to a reader and to one that never calls `recv`, until a 1013 is logged.
+
+    Gives up after `STALL_SECONDS`. Gives the start, the messages sent, how many the stalled
+    reader read afterwards and the close code it then saw.
+    """
+    url = ws_url + "/ws/broadcast"
+    async with (
+        connect(url, max_size=None, ping_interval=None) as listener,
+        connect(url, max_size=None, ping_interval=None) as stalled,  # default max_queue
+        connect(url, max_size=None, ping_interval=None) as sender,
+    ):
+        started_wall, started, sent = time.time(), time.monotonic(), 0
+        while time.monotonic() - started < STALL_SECONDS:
+            # Paced by the listener: as fast as a reader that keeps up takes them.
+            await sender.send(f"{sent}:{payload}")
+            await listener.recv()
+            sent += 1
+            if sent % 100 == 0 and any(
+                _first_close(service.log(), started_wall) for service in logs
+            ):
+                break
+        read, code = await _drain(stalled)
+    return started_wall, sent, read, code if code is not None else 0
+
+
+def _stalled_reader(probe: str, *, through_a: bool) -> Iterable[Row]:
+    for size in STALL_PAYLOADS:
+        with contextlib.ExitStack() as services:
+            b = services.enter_context(run_service("service_b", env=B_ENV))
+            target = b
+            if through_a:
+                env = {"SERVICE_A_SERVICE_B_URL": b.base_url}
+                target = services.enter_context(run_service("service_a", env=env))
+            url = target.base_url.replace("http", "ws", 1)
+            logs = [b, target] if through_a else [b]
+            started_wall, sent, read, code = asyncio.run(_stall(url, _incompressible(size), logs))
+            closes = [_first_close(service.log(), started_wall) for service in logs]
+        first = min((c for c in closes if c is not None), default=None)
+        when = (
+            f"1013 sent at +{first[0]:.1f} s ({first[1]!r})"
+            if first
+            else f"no 1013 in {STALL_SECONDS:.0f} s"
+        )
+        figure = f"{size} B: {when}; {sent} sent, it read {read} after, then close {code}"
+        ok = first is not None and first[0] < DEFAULT_SEND_TIMEOUT + 5 and code == 1013
+        yield Row(f"{probe} {size} B", figure, "1013 within the send timeout (10 s)", ok=ok)
+
+
+def fanout_stalled() -> Iterable[Row]:
+    """Time to close a reader that stops reading, for 200-byte and 4 KiB messages, on B."""
+    yield from _stalled_reader("fanout_stalled on B", through_a=False)
+
+
+def fanout_stalled_through_a() -> Iterable[Row]:
+    """Run the same through A, which reads B's messages: A's client is the stalled one."""
+    yield from _stalled_reader("fanout_stalled through A", through_a=True)
+
+
+PROBES = [
+    fanout_direct,
+    fanout_through_a,
+    fanout_scaling,
+    fanout_stalled,
+    fanout_stalled_through_a,
+]
