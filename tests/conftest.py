@@ -1,10 +1,12 @@
-"""Fixtures shared by every test: the async backends, and B and A built in-process."""
+"""Fixtures shared by every test: the async backends, and B and A built in-process.
+
+The helpers these are built on are in `tests.inprocess`; import them from there.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Literal
 
 import httpx
 import pytest
@@ -14,17 +16,19 @@ from fastapi.testclient import TestClient
 
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
-from service_a.dependencies import get_service_b_client
 from service_b import Settings as BSettings
 from service_b import create_app as create_b
+from tests.inprocess import B_URL, Backend, a_in_front_of_b, lifespan, use_service_b
 from tests.ws import InProcessWebSocketTransport
 
 #: `postgres_server` and `postgres_url`: a throwaway PostgreSQL for the store tests;
 #: `redis_server`, `redis_fanout` and `own_redis_server`: a redis-server for the fan-out tests.
 pytest_plugins = ["tests.postgres", "tests.redis_server"]
 
-Backend = Literal["asyncio", "trio"]
-B_URL = "http://service-b"
+# Helpers are in modules of their own (tests.inprocess, tests.live, tests.ws), not here.
+# These names stay importable from here only for tests/contracts, until it imports them
+# from tests.inprocess too.
+__all__ = ["B_URL", "Backend", "use_service_b"]
 
 
 @pytest.fixture(
@@ -54,15 +58,18 @@ def b_app(b_settings: BSettings) -> FastAPI:
 @pytest.fixture
 async def b_running(b_app: FastAPI) -> AsyncIterator[LifespanManager]:
     """Run B's lifespan for the test; `.app` is B with its lifespan state in place."""
-    async with LifespanManager(b_app) as manager:
+    async with lifespan(b_app) as manager:
         yield manager
 
 
 @pytest.fixture
 async def b_client(b_running: LifespanManager) -> AsyncIterator[httpx.AsyncClient]:
-    """Give an httpx client that reaches the running B in-process, over HTTP and WebSockets."""
+    """Give an httpx client that reaches the running B in-process, over HTTP and WebSockets.
+
+    It is also the client A is given for B (`a_client`).
+    """
     transport = InProcessWebSocketTransport(b_running.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://service-b") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=B_URL) as client:
         yield client
 
 
@@ -94,26 +101,7 @@ def a_app(a_settings: ASettings) -> Iterator[FastAPI]:
 
 
 @pytest.fixture
-async def b_for_a(b_running: LifespanManager) -> AsyncIterator[httpx.AsyncClient]:
-    """Give a client that reaches the running B in-process, over HTTP and WebSockets."""
-    transport = InProcessWebSocketTransport(b_running.app)
-    async with httpx.AsyncClient(transport=transport, base_url=B_URL) as client:
-        yield client
-
-
-def use_service_b(app: FastAPI, client: httpx.AsyncClient) -> None:
-    """Make A reach B through `client` (the fixture that owns `app` clears it afterwards)."""
-    app.dependency_overrides[get_service_b_client] = lambda: client
-
-
-@pytest.fixture
-async def a_client(a_app: FastAPI, b_for_a: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+async def a_client(a_app: FastAPI, b_client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
     """Give a client on A, with A's dependency pointed at B in-process, lifespans running."""
-    use_service_b(a_app, b_for_a)
-    async with (
-        LifespanManager(a_app) as manager,
-        httpx.AsyncClient(
-            transport=InProcessWebSocketTransport(manager.app), base_url="http://service-a"
-        ) as client,
-    ):
+    async with a_in_front_of_b(a_app, b_client) as client:
         yield client

@@ -1,4 +1,14 @@
-"""Start the services as real processes on free ports, for live tests and nox sessions."""
+"""Start the services as real processes, for live tests and nox sessions: `run_service`.
+
+`run_service` is the one way the tests start a server process (B, A, or any module
+`python -m` runs with uvicorn). It binds the listening socket itself, on the port asked
+for or on one the kernel picks, and hands it to the process (`tests.serve`), so the port
+cannot be taken by anyone else between being chosen and being served.
+
+`serve_in_thread` does the same for an app that exists only as an object in the test's
+own process (a B altered for one contract test, a bare app behind a service's protocol
+class): uvicorn serves it in a thread, on a socket bound here.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +20,47 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import uvicorn
 
 STARTUP_SECONDS = 20.0
 SHUTDOWN_SECONDS = 10.0
 
 
 def free_port() -> int:
-    """Give a TCP port on 127.0.0.1 that nothing listens on right now."""
+    """Give a TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Only for a server that must bind the port itself (PostgreSQL); the number may be taken
+    by another process before it does. `run_service` binds its socket instead, and
+    `refused_port` holds one that refuses connections.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """Hold a port on 127.0.0.1 that refuses connections while the block runs.
+
+    The socket is bound but not listening: a connection to it is refused, and no other
+    process can bind the port meanwhile (what `free_port` alone cannot promise).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def listen(port: int = 0, host: str = "127.0.0.1") -> socket.socket:
+    """Give a listening socket on `host:port` (0: a port the kernel picks), to hand over."""
+    return socket.create_server((host, port), backlog=2048)
 
 
 def port_is_taken(port: int, host: str = "127.0.0.1") -> bool:
@@ -108,26 +142,50 @@ def run_service(  # noqa: PLR0913 - each is a plain knob of how the process star
 ) -> Iterator[ServiceProcess]:
     """Run `python -m module --port PORT [args]` until the block ends, healthy before it starts.
 
+    The socket on `port` (by default one the kernel picks) is bound and listening before the
+    process starts, and handed to it (see `tests.serve`): `module` must serve with uvicorn.
     With `verify` (the CA to trust), the service is expected to serve https.
     """
-    port = free_port() if port is None else port
+    listener = listen(0 if port is None else port)
+    port = listener.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix=f"{module}-") as workdir:
         log_path = Path(workdir) / "output.log"
-        with log_path.open("wb") as log:
+        with listener, log_path.open("wb") as log:
+            serve = [sys.executable, "-m", "tests.serve", "--fd", str(listener.fileno())]
             process = subprocess.Popen(
-                [sys.executable, "-m", module, "--port", str(port), *args],
+                [*serve, module, "--port", str(port), *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
                 env={**os.environ, **(env or {})},
+                pass_fds=[listener.fileno()],
             )
-            scheme = "http" if verify is None else "https"
-            service = ServiceProcess(module, port, process, log_path, scheme)
-            try:
-                wait_until_healthy(
-                    service.base_url + health_path, process, log_path, verify or True
-                )
-                yield service
-            finally:
-                service.stop()
-                service.final_log = log_path.read_text(errors="replace")
+        # The process holds the socket now: once it stops, the port refuses connections.
+        scheme = "http" if verify is None else "https"
+        service = ServiceProcess(module, port, process, log_path, scheme)
+        try:
+            wait_until_healthy(service.base_url + health_path, process, log_path, verify or True)
+            yield service
+        finally:
+            service.stop()
+            service.final_log = log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def serve_in_thread(config: uvicorn.Config) -> Iterator[int]:
+    """Serve `config`'s app with uvicorn in a thread until the block ends; give its port.
+
+    The socket listens before the block starts, so there is nothing to wait for: a client
+    that connects before uvicorn has started (its lifespan included) is queued by the
+    kernel and served once it has.
+    """
+    listener = listen()
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(SHUTDOWN_SECONDS)
+        listener.close()

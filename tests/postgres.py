@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -32,6 +31,8 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+
+from tests.live import free_port
 
 #: The database `postgres_url`'s schemas are made in.
 SHARED_DATABASE = "tests"
@@ -50,14 +51,6 @@ def find_binaries() -> Path | None:
         key=lambda folder: int(folder.parent.name) if folder.parent.name.isdigit() else 0,
     )
     return versions[-1] if versions else None
-
-
-def free_port() -> int:
-    """Give a loopback TCP port nobody listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

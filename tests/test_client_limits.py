@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib
 import select
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from service_a.settings import Settings as SettingsA
 from service_b.settings import Settings as SettingsB
-from tests.live import ServiceProcess, run_service
+from tests.live import ServiceProcess, run_service, serve_in_thread
 from tests.raw_http import (
     RawResponse,
     connection,
@@ -252,7 +250,6 @@ def capped(request: pytest.FixtureRequest) -> Iterator[int]:
         header_timeout_seconds=60,
         max_connections=CAP,
     )
-    listener = socket.create_server(("127.0.0.1", 0))
     config = uvicorn.Config(
         plain_app,
         http=module.bounded_protocol(limits),
@@ -260,20 +257,8 @@ def capped(request: pytest.FixtureRequest) -> Iterator[int]:
         log_config=None,
         timeout_keep_alive=60,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
-    thread.start()
-    try:
-        for _ in range(1000):  # bounded: 10 s
-            if server.started or not thread.is_alive():
-                break
-            time.sleep(0.01)
-        assert server.started
-        yield listener.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
+    with serve_in_thread(config) as port:
+        yield port
 
 
 def open_connections(port: int, count: int) -> list[socket.socket]:

@@ -40,6 +40,7 @@ def _app(accept_after: float) -> object:
 async def test_a_slow_accept_is_waited_for() -> None:
     """An app that takes longer than httpx-ws's 1 s to accept still gets its session."""
     transport = InProcessWebSocketTransport(app=_app(accept_after=1.2))
+    transport.sessions_grace = 0.1  # the app never ends the session: end it at once after
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://test") as client,
         connect_ws("/ws", client) as ws,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -31,6 +29,7 @@ from starlette.types import ASGIApp
 from service_b.login_message import login_message
 from service_b.settings import DEMO_API_KEY, DEMO_API_SECRET
 from tests.contracts.failures import describe, is_a_failure
+from tests.live import serve_in_thread
 from tests.ws import InProcessWebSocketTransport, connect_ws
 
 Scenario = Callable[[httpx.AsyncClient, Mapping[str, Any]], Awaitable["Sent"]]
@@ -288,25 +287,9 @@ def over_the_network(base_url: str) -> ClientFactory:
 
 @contextmanager
 def served(app: ASGIApp) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free port in a thread; give its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
+    """Serve `app` with uvicorn in a thread (`tests.live.serve_in_thread`); give its URL."""
+    with serve_in_thread(uvicorn.Config(app, log_level="warning", lifespan="on")) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @dataclass

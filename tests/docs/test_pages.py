@@ -11,7 +11,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.conftest import B_URL
 from tests.docs.references import (
     absolute_urls,
     css_references,
@@ -19,6 +18,7 @@ from tests.docs.references import (
     leaves_the_service,
     page_references,
 )
+from tests.inprocess import B_URL
 
 ROOT = Path(__file__).parent.parent.parent
 ASYNCAPI_UI = ROOT / "service_b" / "asyncapi_ui"

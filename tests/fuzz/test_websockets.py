@@ -36,10 +36,10 @@ from wsproto.utilities import LocalProtocolError
 
 from service_b import Settings as BSettings
 from service_b.login_message import login_message
-from tests.conftest import use_service_b
 from tests.fuzz.abrupt import DroppableStream, DroppingWebSocketTransport
 from tests.fuzz.asyncapi_messages import Channel, channels
 from tests.fuzz.conftest import SESSIONS
+from tests.inprocess import a_in_front_of_b
 from tests.ws import connect_ws
 
 MAX_MESSAGE = 1024 * 1024
@@ -315,7 +315,7 @@ async def target(
     request: pytest.FixtureRequest,
     b_running: LifespanManager,
     a_app: FastAPI,
-    b_for_a: httpx.AsyncClient,
+    b_client: httpx.AsyncClient,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Give a client on B in-process, or on A in-process with the same B behind it.
 
@@ -327,13 +327,7 @@ async def target(
         async with httpx.AsyncClient(transport=transport, base_url="http://service-b") as b:
             yield b
         return
-    use_service_b(a_app, b_for_a)
-    async with (
-        LifespanManager(a_app) as manager,
-        httpx.AsyncClient(
-            transport=DroppingWebSocketTransport(manager.app), base_url="http://service-a"
-        ) as a,
-    ):
+    async with a_in_front_of_b(a_app, b_client, transport_class=DroppingWebSocketTransport) as a:
         yield a
 
 

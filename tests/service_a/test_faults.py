@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
 from service_a.transport import ReusedConnectionClosed
-from tests.conftest import B_URL, use_service_b
+from tests.inprocess import B_URL, a_in_front_of_b
 
 Faults = Callable[[respx.Router], object]
 MakeA = Callable[[Faults], Awaitable[tuple[httpx.AsyncClient, respx.Router]]]
@@ -49,11 +49,7 @@ async def faulty_a(a_app: FastAPI, b_running: LifespanManager) -> AsyncIterator[
                     timeout=SHORT,
                 )
             )
-            use_service_b(a_app, b_client)
-            manager = await stack.enter_async_context(LifespanManager(a_app))
-            client = await stack.enter_async_context(
-                httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://a")
-            )
+            client = await stack.enter_async_context(a_in_front_of_b(a_app, b_client))
             return client, router
 
         yield make

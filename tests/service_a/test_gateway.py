@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import socket
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 
@@ -16,6 +14,8 @@ from service_a import create_app as create_a
 from service_a.b_client import build_client, request_for_b
 from service_a.dependencies import get_service_b_client
 from service_a.transport import PooledHTTP11Transport
+from tests.inprocess import A_URL, serve_in_process
+from tests.live import refused_port
 from tests.service_b.http_cases import CASES, HttpCase, check_response
 
 # B's own table, for the item operations A forwards: through A, every answer is the same.
@@ -191,25 +191,20 @@ async def test_unexpected_error_is_a_json_500_with_the_request_id(
 @pytest.mark.anyio
 async def test_one_client_for_the_lifespan_closed_at_shutdown() -> None:
     """Every request gets the lifespan's one client for B; shutdown closes it."""
-    with socket.socket() as unused:  # a port nobody listens on: B is down
-        unused.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
-    app = create_a(ASettings(service_b_url=url))
-    seen: list[httpx.AsyncClient] = []
+    with refused_port() as port:  # B is down
+        app = create_a(ASettings(service_b_url=f"http://127.0.0.1:{port}"))
+        seen: list[httpx.AsyncClient] = []
 
-    async def spy(connection: HTTPConnection) -> httpx.AsyncClient:
-        client = await get_service_b_client(connection)
-        seen.append(client)
-        return client
+        async def spy(connection: HTTPConnection) -> httpx.AsyncClient:
+            client = await get_service_b_client(connection)
+            seen.append(client)
+            return client
 
-    app.dependency_overrides[get_service_b_client] = spy
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://a") as a,
-    ):
-        for _ in range(3):
-            assert 503 == (await a.get("/a/call_b")).status_code
-        assert not seen[0].is_closed
+        app.dependency_overrides[get_service_b_client] = spy
+        async with serve_in_process(app, base_url=A_URL) as a:
+            for _ in range(3):
+                assert 503 == (await a.get("/a/call_b")).status_code
+            assert not seen[0].is_closed
     app.dependency_overrides.clear()
     assert 3 == len(seen)
     assert all(client is seen[0] for client in seen)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from httpx_ws import WebSocketDisconnect, WebSocketUpgradeError
 
-from tests.live import ServiceProcess, free_port, run_service
+from tests.live import ServiceProcess, run_service
 from tests.service_a.test_gateway import FORWARDED
 from tests.service_a.test_relay import THROUGH_A
 from tests.service_b.http_cases import HttpCase, check_response
@@ -104,13 +104,13 @@ async def test_request_id_reaches_the_log(
 async def test_outage_and_recovery(tmp_path_factory: pytest.TempPathFactory) -> None:
     """While B is down A answers 503 at once and refuses WebSockets; when B is back, A is too.
 
-    A session open when B crashes is closed with 1011 and a reason within a second.
+    A session open when B crashes is closed with 1011 and a reason as soon as B's connection
+    drops (the 5 s bounds only a hang: A's own timeouts towards B are longer).
     """
     database = tmp_path_factory.mktemp("outage") / "items.sqlite3"
     b_env = {"SERVICE_B_DATABASE_PATH": str(database)}
-    b_port = free_port()
     with (
-        run_service("service_b", port=b_port, env=b_env) as b,
+        run_service("service_b", env=b_env) as b,
         run_service("service_a", env=_a_env(b)) as a,
     ):
         async with httpx.AsyncClient(base_url=a.base_url, timeout=10) as client:
@@ -118,11 +118,11 @@ async def test_outage_and_recovery(tmp_path_factory: pytest.TempPathFactory) -> 
                 await ws.send_text(SendLogin().text())
                 assert LOGGED_IN == json.loads(await ws.receive_text(5))
                 b.kill()
-                with anyio.fail_after(1), pytest.raises(WebSocketDisconnect) as closed:
+                with anyio.fail_after(5), pytest.raises(WebSocketDisconnect) as closed:
                     await ws.receive_text()
             assert (1011, "service B went away") == (closed.value.code, closed.value.reason)
 
-            with anyio.fail_after(1):
+            with anyio.fail_after(5):
                 item = await client.get("/items/1")
             assert (503, {"detail": "service B unavailable"}) == (item.status_code, item.json())
             status = await client.get("/status")
@@ -132,7 +132,7 @@ async def test_outage_and_recovery(tmp_path_factory: pytest.TempPathFactory) -> 
                     pass  # pragma: no cover - the handshake fails
             assert 503 == refused.value.response.status_code
 
-            with run_service("service_b", port=b_port, env=b_env):
+            with run_service("service_b", port=b.port, env=b_env):  # back where it was
                 assert 200 == (await client.get("/status")).status_code
                 assert {"item_id": 1, "name": "The One Item"} == (
                     await client.get("/items/1")

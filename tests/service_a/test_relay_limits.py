@@ -11,17 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
 from service_a import Settings as ASettings
 from service_a import create_app as create_a
-from tests.conftest import Backend
+from tests.inprocess import Backend, a_reaching
 from tests.live import ServiceProcess, run_service
-from tests.ws import InProcessWebSocketTransport, connect_ws
+from tests.ws import connect_ws
 
 SESSIONS = 101  # one more than A's HTTP pool held by default
 
@@ -41,13 +39,8 @@ async def test_sessions_do_not_take_http_connections(real_b: ServiceProcess) -> 
     """With 2 HTTP connections to B, 101 sessions are relayed and HTTP requests still go."""
     # The test is about pools, not timeouts: on a loaded 2-core machine A's default 0.5 s
     # connect timeout to B was seen to run out while this process waited for the CPU.
-    settings = ASettings(service_b_url=real_b.base_url, max_connections=2, connect_timeout=30)
-    app = create_a(settings)
     async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=InProcessWebSocketTransport(manager.app), base_url="http://a"
-        ) as a,
+        a_reaching(real_b.base_url, max_connections=2, connect_timeout=30) as a,
         contextlib.AsyncExitStack() as sessions,
     ):
         opened = [

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, WebSocket
 
 from service_a.forwarded import forwarded_headers
-from tests.conftest import use_service_b
+from tests.inprocess import B_URL, a_in_front_of_b
 from tests.service_b.http_cases import HttpCase, check_response
 from tests.service_b.strict_cases import STRICT_CASES
 from tests.ws import InProcessWebSocketTransport, connect_ws
@@ -27,6 +26,7 @@ ANSWERS: dict[tuple[str, str], tuple[int, object]] = {
     ("GET", "/status"): (200, {"status": "ok"}),
 }
 CALLER = ("203.0.113.7", 41000)
+EDGE = "https://edge.example:8443"  # where the caller reaches A
 SPOOFED = [
     (b"X-Forwarded-For", b"6.6.6.6"),
     (b"x-forwarded-for", b"7.7.7.7, 8.8.8.8"),
@@ -63,16 +63,8 @@ def recording_b() -> RecordingB:
 @pytest.fixture
 async def edge(a_app: FastAPI, recording_b: RecordingB) -> AsyncIterator[httpx.AsyncClient]:
     """Give a client on A, reached from `CALLER` over https, A reaching B's double."""
-    b = httpx.AsyncClient(transport=httpx.MockTransport(recording_b), base_url="http://b")
-    use_service_b(a_app, b)
-    async with (
-        b,
-        LifespanManager(a_app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(manager.app, client=CALLER),
-            base_url="https://edge.example:8443",
-        ) as client,
-    ):
+    b = httpx.AsyncClient(transport=httpx.MockTransport(recording_b), base_url=B_URL)
+    async with b, a_in_front_of_b(a_app, b, base_url=EDGE, client=CALLER) as client:
         yield client
 
 
@@ -196,15 +188,10 @@ async def test_relayed_handshake_carries_a_forwarding_headers(a_app: FastAPI) ->
         await websocket.send_text("hello")
         await websocket.close()
 
-    b = httpx.AsyncClient(transport=InProcessWebSocketTransport(b_double), base_url="http://b")
-    use_service_b(a_app, b)
+    b = httpx.AsyncClient(transport=InProcessWebSocketTransport(b_double), base_url=B_URL)
     async with (
         b,
-        LifespanManager(a_app) as manager,
-        httpx.AsyncClient(
-            transport=InProcessWebSocketTransport(manager.app, client=CALLER),
-            base_url="https://edge.example:8443",
-        ) as client,
+        a_in_front_of_b(a_app, b, base_url=EDGE, client=CALLER) as client,
         connect_ws("/ws/echo", client, headers=dict(SPOOFED[::2])) as ws,
     ):
         assert "hello" == await ws.receive_text(5)

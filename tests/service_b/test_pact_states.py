@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from service_b import Settings, create_app
+from tests.inprocess import B_URL, serve_in_process
 
 STATES = "/_pact/provider_states"
 
@@ -17,12 +17,7 @@ STATES = "/_pact/provider_states"
 async def verifying_b() -> AsyncIterator[httpx.AsyncClient]:
     """Give a client on a B started for contract verification."""
     app = create_app(Settings(database_path=":memory:", enable_pact_provider_states=True))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(manager.app), base_url="http://b"
-        ) as client,
-    ):
+    async with serve_in_process(app, base_url=B_URL) as client:
         yield client
 
 

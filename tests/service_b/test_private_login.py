@@ -16,7 +16,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,6 +24,7 @@ from service_b import Settings, create_app
 from service_b.login_guard import Claim, FailureLimiter, ReplayCache
 from service_b.login_message import login_message
 from service_b.settings import ApiKeyCredentials
+from tests.inprocess import B_URL, lifespan, serve_in_process
 from tests.service_b.ws_scripts import LOGGED_IN, LOGIN_FAILED, SUBSCRIBE, SUBSCRIBED
 from tests.ws import InProcessWebSocketTransport, connect_ws
 
@@ -71,7 +71,7 @@ def clock() -> Clock:
 async def connect(clock: Clock) -> AsyncIterator[Connect]:
     """Give `connect(address="10.0.0.1")`: a session on `/ws/v5/private` of one B."""
     settings = Settings(database_path=":memory:", api_keys=KEYS)
-    async with LifespanManager(create_app(settings, clock=clock)) as manager:
+    async with lifespan(create_app(settings, clock=clock)) as manager:
 
         @asynccontextmanager
         async def session(address: str = "10.0.0.1") -> AsyncIterator[AsyncWebSocketSession]:
@@ -321,14 +321,12 @@ def test_full_replay_cache_refuses_rather_than_forgets() -> None:
 async def test_full_replay_cache_answers_too_frequent_1013(clock: Clock) -> None:
     """When every remembered login is still valid and the cache is full, B says try later."""
     settings = Settings(database_path=":memory:", api_keys=KEYS, login_replay_cache_size=1)
-    async with LifespanManager(create_app(settings, clock=clock)) as manager:
-        transport = InProcessWebSocketTransport(manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
-            async with connect_ws("/ws/v5/private", client) as ws:
-                assert LOGGED_IN == await _answer(ws, _login(clock))
-            async with connect_ws("/ws/v5/private", client) as ws:
-                assert TOO_FREQUENT == await _answer(ws, _login(clock, at=-1))
-                assert (1013, "too many logins at once; try again later") == await _closed(ws)
+    async with serve_in_process(create_app(settings, clock=clock), base_url=B_URL) as client:
+        async with connect_ws("/ws/v5/private", client) as ws:
+            assert LOGGED_IN == await _answer(ws, _login(clock))
+        async with connect_ws("/ws/v5/private", client) as ws:
+            assert TOO_FREQUENT == await _answer(ws, _login(clock, at=-1))
+            assert (1013, "too many logins at once; try again later") == await _closed(ws)
 
 
 def test_failure_counts_are_forgotten_when_refilled_and_bounded() -> None:

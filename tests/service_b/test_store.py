@@ -23,8 +23,9 @@ from service_b.resources import Resources, open_store
 from service_b.store import ItemChange, ItemStore, StoreUnavailable
 from service_b.store_pg import MIGRATIONS, SchemaTooNew
 from service_b.topics import Topic
-from tests.live import run_service
-from tests.postgres import PostgresServer, free_port
+from tests.inprocess import B_URL, serve_in_process
+from tests.live import refused_port, run_service
+from tests.postgres import PostgresServer
 from tests.service_b.http_cases import CASES, HttpCase, check_response
 
 
@@ -50,10 +51,8 @@ async def opened(
 @asynccontextmanager
 async def b_on(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """Run B with `settings`; give an httpx client on it."""
-    async with LifespanManager(create_app(settings)) as manager:
-        transport = httpx.ASGITransport(manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
-            yield client
+    async with serve_in_process(create_app(settings), base_url=B_URL) as client:
+        yield client
 
 
 @pytest.mark.anyio
@@ -290,11 +289,12 @@ async def test_commits_are_synchronous_even_if_the_server_says_off(
 @pytest.mark.anyio
 async def test_unreachable_at_startup_fails_with_a_clear_error() -> None:
     """B does not start without its database, and says where it looked, not the password."""
-    url = f"postgresql://b:secret-pw@127.0.0.1:{free_port()}/items"
-    settings = _pg(url, database_connect_timeout_seconds=0.5)
-    with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1") as raised:
-        async with opened(settings):
-            pass
+    with refused_port() as port:
+        url = f"postgresql://b:secret-pw@127.0.0.1:{port}/items"
+        settings = _pg(url, database_connect_timeout_seconds=0.5)
+        with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1") as raised:
+            async with opened(settings):
+                pass
     assert "secret-pw" not in str(raised.value)
 
 

@@ -1,21 +1,16 @@
-"""Fixtures: anyio backends, a real uvicorn upstream, a scripted raw TCP server."""
+"""Fixtures: anyio backends, real uvicorn upstreams, a scripted raw TCP server."""
 
 from __future__ import annotations
 
 import socket
 import struct
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.live import refused_port, run_service
 from tests.raw_server import RawServer, Script, send, send_close
-
-HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(
@@ -30,42 +25,23 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
     return request.param  # type: ignore[no-any-return]
 
 
-def free_port() -> int:
-    """Return a currently unused loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: How soon the `closing_upstream` closes an idle connection: short, so tests wait little.
+QUICK_KEEP_ALIVE = 0.05
 
 
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[str]:
-    """Serve tests/transport/upstream_app.py with uvicorn (keep-alive timeout 1 s)."""
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "uvicorn", "tests.transport.upstream_app:app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        "--timeout-keep-alive", "1",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=HERE.parents[1], start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/echo", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """Serve tests/transport/upstream_app.py (uvicorn's keep-alive timeout: 5 s)."""
+    with run_service("tests.transport.upstream_app", health_path="/echo") as server:
+        yield server.base_url
+
+
+@pytest.fixture(scope="session")
+def closing_upstream() -> Iterator[str]:
+    """Serve the same upstream, closing a connection idle for `QUICK_KEEP_ALIVE` seconds."""
+    args = ["--timeout-keep-alive", str(QUICK_KEEP_ALIVE)]
+    with run_service("tests.transport.upstream_app", args=args, health_path="/echo") as server:
+        yield server.base_url
 
 
 # --------------------------------------------------------------------------- #
@@ -196,6 +172,7 @@ def raw_server() -> Iterator[RawServer]:
 
 
 @pytest.fixture
-def unused_port() -> int:
-    """Return a port nothing listens on."""
-    return free_port()
+def unused_port() -> Iterator[int]:
+    """Give a port that refuses connections (held, so no one else takes it meanwhile)."""
+    with refused_port() as port:
+        yield port

@@ -28,8 +28,8 @@ from service_a import create_app as create_a
 from service_a.b_client import UpgradesApart, build_client
 from service_a.balancer import Balancer, Upstream
 from service_a.transport import PooledHTTP11Transport
+from tests.live import free_port
 from tests.raw_server import RawServer, Script, send
-from tests.transport.conftest import free_port
 from tests.ws import connect_ws
 
 pytestmark = pytest.mark.anyio

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import anyio
 import anyio.to_thread
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from service_a import Settings as ASettings
-from service_a import create_app as create_a
 from service_a.b_client import build_client
+from tests.inprocess import a_reaching
 from tests.raw_server import RawServer, Script, send
 from tests.ws import connect_ws
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run A's client on asyncio and trio (in-process: not on uvloop as well).
+
+    How A queues is the same on uvloop; uvloop's own I/O is what test_fast_transport.py
+    runs on all three.
+    """
+    backend: str = request.param
+    return backend
+
 
 _ITEM = b'{"item_id": 1, "name": "With cookie"}'
 ANSWERS = {
@@ -32,7 +42,7 @@ ANSWERS = {
 }
 
 
-SLOW_SECONDS = 0.4  # each answer of the slow B; 5 rounds of them outlast the old 1 s pool wait
+SLOW_SECONDS = 0.3  # each answer of the slow B; 5 rounds of them outlast the old 1 s pool wait
 
 
 def _slow(seconds: float) -> Script:
@@ -64,17 +74,6 @@ def b_with_cookies() -> Iterator[RawServer]:
     server.close()
 
 
-@contextlib.asynccontextmanager
-async def a_in_front_of(url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """Run A, with the client its lifespan opens, in front of the B at `url`."""
-    app = create_a(ASettings(service_b_url=url))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://a") as a,
-    ):
-        yield a
-
-
 @pytest.mark.parametrize("transport", ["fast", "httpx"])
 async def test_client_keeps_no_cookies(b_with_cookies: RawServer, transport: str) -> None:
     """B's Set-Cookie is in the answer, and never in the client's jar nor in the next request."""
@@ -95,7 +94,7 @@ async def test_client_keeps_no_cookies(b_with_cookies: RawServer, transport: str
 
 async def test_set_cookie_is_relayed_to_the_caller(b_with_cookies: RawServer) -> None:
     """A's caller gets B's Set-Cookie headers unchanged."""
-    async with a_in_front_of(b_with_cookies.url) as a:
+    async with a_reaching(b_with_cookies.url) as a:
         answer = await a.get("/items/1")
     assert answer.status_code == 200
     assert answer.headers.get_list("set-cookie") == ["session=b-says; Path=/", "other=2; Path=/"]
@@ -104,13 +103,8 @@ async def test_set_cookie_is_relayed_to_the_caller(b_with_cookies: RawServer) ->
 @pytest.mark.parametrize("transport", ["fast", "httpx"])
 async def test_burst_queues_within_the_deadline(slow_b: RawServer, transport: str) -> None:
     """10 requests at once through 2 connections to a slow B all get B's answer, in turn."""
-    settings = ASettings(service_b_url=slow_b.url, max_connections=2, transport=transport)
-    app = create_a(settings)
     statuses: list[int] = []
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://a") as a,
-    ):
+    async with a_reaching(slow_b.url, max_connections=2, transport=transport) as a:
 
         async def one() -> None:
             statuses.append((await a.get("/items/1")).status_code)
@@ -133,20 +127,12 @@ async def test_queued_past_the_deadline_is_503_and_never_sent(transport: str) ->
         return slow(conn)
 
     server = RawServer({"/items/2": script})
-    settings = ASettings(
-        service_b_url=server.url,
-        max_connections=1,
-        transport=transport,
-        request_timeout=0.5,
-        read_timeout=5.0,
-    )
     answers: dict[str, httpx.Response] = {}
-    app = create_a(settings)
+    a_for_the_test = a_reaching(
+        server.url, max_connections=1, transport=transport, request_timeout=0.5, read_timeout=5.0
+    )
     try:
-        async with (
-            LifespanManager(app) as manager,
-            httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://a") as a,
-        ):
+        async with a_for_the_test as a:
 
             async def one(name: str) -> None:
                 answers[name] = await a.get("/items/2")

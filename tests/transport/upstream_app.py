@@ -1,9 +1,21 @@
-"""Upstream used by the transport tests (served by a real uvicorn subprocess)."""
+"""Upstream used by the transport tests, served by uvicorn in a process of its own.
+
+`python -m tests.transport.upstream_app --port N [--timeout-keep-alive SECONDS]`: the
+keep-alive timeout is a float here (uvicorn's command line takes whole seconds), so the
+tests of connections the server closes while idle need not wait a second for it. It
+also counts the `/sleep` requests in flight by `group`, which tells a test how many of its
+own were served at once.
+"""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import anyio
 import anyio.lowlevel
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -49,10 +61,30 @@ async def chunked(request: Request) -> StreamingResponse:
     return StreamingResponse(gen(), media_type="application/octet-stream")  # type: ignore[arg-type]
 
 
+class _InFlight:
+    """How many `/sleep` requests of one group are served at once, now and at the most."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+
+    @contextmanager
+    def one(self) -> Iterator[None]:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            yield
+        finally:
+            self.now -= 1
+
+
 async def sleep(request: Request) -> JSONResponse:
-    """Sleep t seconds, then answer."""
-    await anyio.sleep(float(request.query_params.get("t", "1")))
-    return JSONResponse({"slept": True})
+    """Sleep t seconds, then answer with the most `/sleep` requests of its `group` at once."""
+    groups: dict[str, _InFlight] = request.app.state.in_flight
+    in_flight = groups.setdefault(request.query_params.get("group", ""), _InFlight())
+    with in_flight.one():
+        await anyio.sleep(float(request.query_params.get("t", "1")))
+        return JSONResponse({"slept": True, "most_at_once": in_flight.most})
 
 
 async def multi(_: Request) -> Response:
@@ -90,3 +122,23 @@ app = Starlette(
         WebSocketRoute("/ws", ws_echo),
     ]
 )
+app.state.in_flight = {}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the upstream on 127.0.0.1 with the keep-alive timeout asked for."""
+    parser = argparse.ArgumentParser(prog="python -m tests.transport.upstream_app")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--timeout-keep-alive", type=float, default=5.0)
+    options = parser.parse_args(argv)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=options.port,
+        log_level="warning",
+        timeout_keep_alive=options.timeout_keep_alive,
+    )
+
+
+if __name__ == "__main__":
+    main()
