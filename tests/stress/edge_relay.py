@@ -4,8 +4,9 @@
   and with 4,000 headers, against a B double in another process. Linear cost keeps the
   per-header figure flat; httpx's cookie jar made it grow with the count.
 * `relay_sessions`: 1,000 idle WebSocket sessions relayed through a real A to a real B
-  with their default settings: all must connect, A's RSS per idle session, and A's RSS
-  after they all closed, against its baseline.
+  with their default settings: all must connect, A's RSS per idle session, A's RSS
+  after they all closed, against its baseline, and what a second round of as many
+  sessions adds to the first round's RSS (memory kept after a close is used again).
 * `burst_creates`: 2,000 concurrent `POST /items` through a real A: each is created, or
   refused with 503 and `Retry-After` and never reached B.
 """
@@ -36,6 +37,8 @@ from tests.stress.run import Row
 SESSIONS = 1_000
 SESSION_KIB_LIMIT = 64
 RSS_BACK_MIB_LIMIT = 20
+#: How much more a second round of `SESSIONS` may take than the first: a leak adds it all.
+REUSED_MIB_LIMIT = 10
 BURST = 2_000
 HEAD_COUNTS = (1_000, 4_000)
 HEAD_RATIO_LIMIT = 2.5  # linear: 1; quadratic: 4
@@ -184,8 +187,15 @@ async def _relay_sessions(a: ServiceProcess) -> list[Row]:
     # A is done with the sessions once it closed their sockets, both legs.
     await asyncio.to_thread(wait_for_fds, pid, baseline_fds, 30.0)
     after = await settled_rss_kib(pid, 10.0)
+    # A second round of as many sessions: memory kept after the first is used again, not
+    # added to (a session that leaked would add its whole cost again).
+    again, _ = await _open_sessions(url, SESSIONS)
+    reopened = await settled_rss_kib(pid)
+    await asyncio.gather(*(ws.close() for ws in again))
+    await asyncio.to_thread(wait_for_fds, pid, baseline_fds, 30.0)
     per_session = (opened - baseline) / max(len(sessions), 1)
     back = (after - baseline) / 1024
+    regrowth = (reopened - opened) / 1024
     first_failure = f"; first failure: {failures[0]}" if failures else ""
     why = [line for line in a.log().splitlines() if "cannot open" in line]
     if why:
@@ -209,6 +219,13 @@ async def _relay_sessions(a: ServiceProcess) -> list[Row]:
             f"{back:+.1f} MiB over baseline after close ({after / 1024:.0f} MiB)",
             f"<= {RSS_BACK_MIB_LIMIT} MiB",
             back <= RSS_BACK_MIB_LIMIT,
+        ),
+        Row(
+            "relay_memory_reused",
+            f"{len(again)} sessions again after the close: RSS {regrowth:+.1f} MiB over the"
+            f" first round's ({reopened / 1024:.0f} MiB)",
+            f"<= {REUSED_MIB_LIMIT} MiB",
+            regrowth <= REUSED_MIB_LIMIT,
         ),
     ]
 
