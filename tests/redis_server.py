@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.postgres import free_port
+from tests.live import free_port
 
 START_TIMEOUT_SECONDS = 30
 MISSING = "redis-server is not installed (Debian: apt-get install redis-server; .ci/run does it)"
