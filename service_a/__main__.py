@@ -16,6 +16,7 @@ from service_a.protocol import (
     raise_open_file_limit,
 )
 from service_a.settings import Settings
+from service_a.ws_protocol import delivery_checked_protocol
 
 #: File descriptors kept for A's own use (listening socket, logs) under the cap, besides
 #: its connections to B.
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         # compressor per session, about 45 KiB of the 121 KiB an idle relayed session cost.
         ws_per_message_deflate=False,
         http=edge_protocol(settings, open_file_limit),
+        # Closes a client that stops reading even while the kernel absorbs what A relays.
+        ws=delivery_checked_protocol(settings.ws_send_timeout),
         timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
     )
 
