@@ -96,7 +96,6 @@ class DeliveryCheckedProtocol(WebSocketsSansIOProtocol):
         self._probe_timer: TimerHandle | None = None
         self._keepalive_number = -1
         self._deadline: TimerHandle | None = None
-        self._abort_timer: TimerHandle | None = None
         self._stalled = False
 
     async def send(self, message: ASGISendEvent) -> None:
@@ -163,6 +162,8 @@ class DeliveryCheckedProtocol(WebSocketsSansIOProtocol):
 
     def handle_pong(self, event: Frame) -> None:
         """Take a pong as answering its ping and every ping sent before it."""
+        if self._stalled:
+            return  # the answer to a probe, read after A's close frame: nothing to check
         data = bytes(event.data)
         keepalive = self.pending_ping_payload
         if self._probe is not None and data == self._probe:
@@ -196,34 +197,49 @@ class DeliveryCheckedProtocol(WebSocketsSansIOProtocol):
         self.queue.put_nowait(
             {"type": "websocket.disconnect", "code": NOT_READING_CODE, "reason": NOT_READING_REASON}
         )
-        self.conn.fail(NOT_READING_CODE, NOT_READING_REASON)
+        # A closing handshake, not `fail`: A goes on reading until the client answers.
+        self.conn.send_close(NOT_READING_CODE, NOT_READING_REASON)
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
-        self.transport.close()
-        self._check_progress(None)
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        # uvicorn closes the transport when the client's close frame comes, and, with a
+        # close timer set, not when the app returns.
+        self.close_timer = self.loop.call_later(
+            self.send_timeout, self._check_progress, self.transport.get_write_buffer_size()
+        )
 
-    def _check_progress(self, buffered_before: int | None) -> None:
-        """Cut off a closed connection whose client took nothing of A's buffer in a while.
+    def _check_progress(self, buffered_before: int) -> None:
+        """Close, or cut off, a connection whose client did not answer A's close frame.
 
-        asyncio closes a transport only once its buffer is written; a client that does not
-        read would keep it for ever. One that reads gets the time it needs to the close.
+        A keeps reading until the client's close frame comes (see the module docstring):
+        closing the socket with data unread, such as the pong to a probe that the client
+        sends once it reads its backlog, would reset the connection and drop what the
+        kernel still holds for it. Each send timeout: a client that took some of A's own
+        buffer gets another; one that took nothing is cut off (abort); with A's buffer
+        empty, the socket is closed and the kernel delivers the rest.
         """
-        self._abort_timer = None
-        buffered = self.transport.get_write_buffer_size()
-        if buffered == 0 or self.disconnected:
+        self.close_timer = None
+        if self.disconnected:
             return
-        if buffered_before is not None and buffered >= buffered_before:
+        buffered = self.transport.get_write_buffer_size()
+        if buffered == 0:
+            self.transport.close()
+        elif buffered >= buffered_before:
             logger.info(
                 "WebSocket client took nothing for %s s after the close: cut off", self.send_timeout
             )
             self.transport.abort()
-            return
-        self._abort_timer = self.loop.call_later(self.send_timeout, self._check_progress, buffered)
+        else:
+            self.close_timer = self.loop.call_later(
+                self.send_timeout, self._check_progress, buffered
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the delivery checks too."""
-        for timer in (self._deadline, self._probe_timer, self._abort_timer):
+        for timer in (self._deadline, self._probe_timer):
             if timer is not None:
                 timer.cancel()
-        self._deadline = self._probe_timer = self._abort_timer = None
+        self._deadline = self._probe_timer = None
         super().connection_lost(exc)

@@ -33,23 +33,29 @@ class _Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.written: list[bytes] = []
+        self.wrote = asyncio.Event()
         self.closed = asyncio.Event()
+        self.aborted = False
+        #: What the test says stays in A's buffer, not yet taken by the client's kernel.
+        self.buffered = 0
 
     def write(self, data: Any) -> None:
         self.written.append(bytes(data))
+        self.wrote.set()
 
     def close(self) -> None:
         self.closed.set()
 
     def abort(self) -> None:
+        self.aborted = True
         self.closed.set()
 
     def is_closing(self) -> bool:
         return self.closed.is_set()
 
     def get_write_buffer_size(self) -> int:
-        """Nothing stays buffered: the test holds what was written."""
-        return 0
+        """Give what the test says is buffered (the test holds what was written)."""
+        return self.buffered
 
     def pause_reading(self) -> None:
         """Nothing to pause: the test feeds the protocol itself."""
@@ -123,6 +129,15 @@ class _Connection:
         self.client.receive_data(b"".join(self.transport.written))
         self.transport.written.clear()
         return [e for e in self.client.events_received() if isinstance(e, Frame)]
+
+    async def until_closed_by_a(self) -> list[Frame]:
+        """Give the frames A wrote, up to its close frame."""
+        frames: list[Frame] = []
+        while not frames or frames[-1].opcode is not Opcode.CLOSE:
+            await self.transport.wrote.wait()
+            self.transport.wrote.clear()
+            frames += self.server_to_client()
+        return frames
 
     async def send(self, text: str) -> list[Frame]:
         """Have the app send `text`; give the frames A wrote, up to the ping after it."""
@@ -204,3 +219,55 @@ async def test_a_pong_answers_every_ping_before_it() -> None:
         assert server.pong_timer is None
         assert not _awaiting_acknowledgement(connection)
     assert not connection.transport.is_closing()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_after_its_close_a_reads_until_the_client_answers() -> None:
+    """A goes on reading after its 1013: a late pong and the client's close end it cleanly.
+
+    Closing the socket with the pong unread would reset the connection, and the client
+    would lose what the kernel still held for it (seen through A: 1006 after 5,756 of
+    9,900 messages).
+    """
+    connection = _Connection()
+    with anyio.fail_after(5):
+        await connection.open()
+        connection.to_send.put_nowait("hello")
+        frames = await connection.until_closed_by_a()
+        assert [Opcode.TEXT, Opcode.PING, Opcode.CLOSE] == [frame.opcode for frame in frames]
+        assert not connection.transport.is_closing()  # still reading
+        connection.client_to_server()  # the client read it all: its pong and its close
+        assert connection.transport.is_closing()
+        assert connection.server.close_timer is None
+    assert not connection.transport.aborted
+    assert Close(1013, NOT_READING) == connection.client.close_rcvd
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_a_client_that_takes_nothing_after_the_close_is_cut_off() -> None:
+    """With A's buffer not shrinking for a send timeout after its close, A aborts."""
+    connection = _Connection()
+    with anyio.fail_after(5):
+        await connection.open()
+        connection.transport.buffered = 1000
+        connection.to_send.put_nowait("hello")
+        await connection.until_closed_by_a()
+        await connection.transport.closed.wait()
+    assert connection.transport.aborted
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_a_client_that_took_its_buffer_after_the_close_is_closed_not_cut_off() -> None:
+    """A's buffer empty a send timeout after its close: the socket is closed, not reset."""
+    connection = _Connection()
+    with anyio.fail_after(5):
+        await connection.open()
+        connection.transport.buffered = 1000
+        connection.to_send.put_nowait("hello")
+        await connection.until_closed_by_a()
+        connection.transport.buffered = 0  # the client's kernel took it all
+        await connection.transport.closed.wait()
+    assert not connection.transport.aborted
