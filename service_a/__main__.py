@@ -16,6 +16,7 @@ from service_a.protocol import (
     raise_open_file_limit,
 )
 from service_a.settings import Settings
+from service_a.ws_protocol import delivery_checked_protocol
 
 #: File descriptors kept for A's own use (listening socket, logs) under the cap, besides
 #: its connections to B.
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         # 1,000 sessions, tests/stress/edge_relay.py), and the legacy websockets one 90.5.
         ws="wsproto",
         http=edge_protocol(settings, open_file_limit),
+        # Closes a client that stops reading even while the kernel absorbs what A relays.
+        ws=delivery_checked_protocol(settings.ws_send_timeout),
         timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
     )
 
