@@ -81,12 +81,11 @@ def main(argv: list[str] | None = None) -> None:
         # No permessage-deflate with A's clients: A relays frames and would hold a
         # compressor per session, about 45 KiB of the 121 KiB an idle relayed session cost.
         ws_per_message_deflate=False,
-        # uvicorn's wsproto protocol for A's clients: 3.5 KiB less per idle relayed session
-        # than its default websockets-sansio one (80 against 83.5 KiB, 3 runs each over
-        # 1,000 sessions, tests/stress/edge_relay.py), and the legacy websockets one 90.5.
-        ws="wsproto",
         http=edge_protocol(settings, open_file_limit),
-        # Closes a client that stops reading even while the kernel absorbs what A relays.
+        # Closes a client that stops reading even while the kernel absorbs what A relays
+        # (issue 11). A subclass of uvicorn's websockets-sansio protocol: its wsproto one was
+        # 3.5 KiB lighter per idle relayed session (80 against 83.5 KiB, 3 runs each over
+        # 1,000 sessions), too little to keep a second copy of the delivery check for it.
         ws=delivery_checked_protocol(settings.ws_send_timeout),
         timeout_keep_alive=settings.idle_timeout_seconds,  # type: ignore[arg-type]
     )
