@@ -175,10 +175,17 @@ class Relay:
 
     async def _close_client(self, code: int, reason: str) -> None:
         # A client that stopped reading never takes the close frame either: give up on it.
-        with (
-            anyio.move_on_after(self._send_timeout),
-            contextlib.suppress(ClientGone, RuntimeError, OSError),
-        ):
+        # A client already gone: uvicorn raises OSError (ClientDisconnected), an ASGI server
+        # on anyio streams ClosedResourceError or BrokenResourceError (seen in-process: the
+        # relay then ended in an exception group instead of returning).
+        gone = (
+            ClientGone,
+            RuntimeError,
+            OSError,
+            anyio.ClosedResourceError,
+            anyio.BrokenResourceError,
+        )
+        with anyio.move_on_after(self._send_timeout), contextlib.suppress(*gone):
             await self._client.close(code, reason)
 
     async def _close_upstream(self, code: int, reason: str, *, wait: bool = True) -> None:
