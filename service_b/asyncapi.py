@@ -65,6 +65,17 @@ _FELL_BEHIND = {
     ),
 }
 
+#: Every other channel: a client that stops reading is closed too (`ws_protocol`, `Peer`).
+_NOT_READING = {
+    "code": TryAgainLater.close_code,
+    "reason": (
+        "a client that did not read a message within SERVICE_B_WS_SEND_TIMEOUT_SECONDS of its "
+        "sending, whatever its size: B follows what it sends with a ping, and a client that "
+        "has not answered it in that time has not read what came before (`the client is not "
+        "reading; reconnect`)"
+    ),
+}
+
 
 def _text(summary: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"contentType": "text/plain", "summary": summary, "payload": schema}
@@ -117,7 +128,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "text": _text("Any text", {"type": "string"}),
                 "echo": _text("The text, after `Echo: `", {"type": "string", "pattern": "^Echo: "}),
             },
-            "x-close-codes": [_BINARY, _TOO_BIG],
+            "x-close-codes": [_BINARY, _TOO_BIG, _NOT_READING],
         },
         "stream": {
             "address": "/ws/stream",
@@ -144,6 +155,7 @@ def asyncapi_document() -> dict[str, Any]:
             "x-close-codes": [
                 {"code": PolicyViolation.close_code, "reason": "an interval that is not 0.01..60"},
                 _TOO_BIG,
+                _NOT_READING,
             ],
         },
         "json": {
@@ -161,6 +173,7 @@ def asyncapi_document() -> dict[str, Any]:
                 _BINARY,
                 {"code": InvalidPayload.close_code, "reason": _NOT_JSON},
                 _TOO_BIG,
+                _NOT_READING,
             ],
         },
         "broadcast": {

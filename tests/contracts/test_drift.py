@@ -42,9 +42,9 @@ def test_asyncapi_lists_every_endpoint_and_close_code() -> None:
         for channel in document["channels"].values()
     }
     assert {
-        "/ws/echo": {1003, 1009},
-        "/ws/stream": {1008, 1009},
-        "/ws/json": {1003, 1007, 1009},
+        "/ws/echo": {1003, 1009, 1013},
+        "/ws/stream": {1008, 1009, 1013},
+        "/ws/json": {1003, 1007, 1009, 1013},
         "/ws/broadcast": {1003, 1009, 1013},
         "/ws/v5/private": {1003, 1007, 1008, 1009, 1013},
     } == codes
