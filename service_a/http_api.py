@@ -106,25 +106,32 @@ async def get_status(
     request: Request, client: ServiceBClient, settings: SettingsDep
 ) -> Healthy | JSONResponse:
     """Report whether B answers its own `GET /status`, and how fast."""
+    report = await ask_b_status(client, _headers_for_b(request), settings.status_timeout)
+    if isinstance(report, ServiceBDown):
+        down = Degraded(status="degraded", service_b=report)
+        return JSONResponse(
+            down.model_dump(mode="json"), status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+        )
+    return Healthy(status="ok", service_b=report)
+
+
+async def ask_b_status(
+    client: httpx.AsyncClient,
+    headers: RawHeaders,
+    seconds: float,
+    extensions: dict[str, Any] | None = None,
+) -> ServiceBUp | ServiceBDown:
+    """Ask B's own `GET /status` within `seconds`: up, with how fast, or down, with why."""
     started = anyio.current_time()
     try:
         response = await client.get(
-            "/status",
-            headers=_headers_for_b(request),
-            timeout=httpx.Timeout(settings.status_timeout),
+            "/status", headers=headers, timeout=httpx.Timeout(seconds), extensions=extensions
         )
         response.raise_for_status()
         B_STATUS.validate_json(response.content)
     except (httpx.HTTPError, ValidationError) as exc:
-        down = Degraded(
-            status="degraded",
-            service_b=ServiceBDown(status="unavailable", detail=_why(exc)),
-        )
-        return JSONResponse(
-            down.model_dump(mode="json"), status_code=status.HTTP_503_SERVICE_UNAVAILABLE
-        )
-    latency_ms = (anyio.current_time() - started) * 1000
-    return Healthy(status="ok", service_b=ServiceBUp(status="ok", latency_ms=latency_ms))
+        return ServiceBDown(status="unavailable", detail=_why(exc))
+    return ServiceBUp(status="ok", latency_ms=(anyio.current_time() - started) * 1000)
 
 
 def _why(exc: Exception) -> str:

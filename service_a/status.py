@@ -18,13 +18,14 @@ import anyio
 import httpx
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from service_a.b_client import headers_for_b
 from service_a.balancer import PIN
 from service_a.dependencies import ServiceBClient, SettingsDep
 from service_a.forwarded import replace_forwarding
-from service_a.models import B_STATUS, ServiceBDown, ServiceBUp
+from service_a.http_api import ask_b_status
+from service_a.models import ServiceBDown, ServiceBUp
 
 
 class EachBUp(ServiceBUp):
@@ -101,24 +102,7 @@ async def get_status(
 async def _ask(
     client: httpx.AsyncClient, url: str, headers: list[tuple[bytes, bytes]], seconds: float
 ) -> EachBUp | EachBDown:
-    started = anyio.current_time()
-    try:
-        response = await client.get(
-            "/status", headers=headers, timeout=httpx.Timeout(seconds), extensions={PIN: url}
-        )
-        response.raise_for_status()
-        B_STATUS.validate_json(response.content)
-    except (httpx.HTTPError, ValidationError) as exc:
-        return EachBDown(url=url, status="unavailable", detail=_why(exc))
-    latency_ms = (anyio.current_time() - started) * 1000
-    return EachBUp(url=url, status="ok", latency_ms=latency_ms)
-
-
-def _why(exc: Exception) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return "service B timed out"
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"service B answered {exc.response.status_code}"
-    if isinstance(exc, ValidationError):
-        return "service B's status is not ok"
-    return "service B unavailable"
+    report = await ask_b_status(client, headers, seconds, extensions={PIN: url})
+    if isinstance(report, ServiceBUp):
+        return EachBUp(url=url, **report.model_dump())
+    return EachBDown(url=url, **report.model_dump())
