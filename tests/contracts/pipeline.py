@@ -2,15 +2,17 @@
 
     python -m tests.contracts.pipeline [--update] [--base REF] [--offline]
 
-1. A's consumer tests regenerate the pact; it must equal contracts/pacts (or, with
-   `--update`, it replaces it).
+1. A's consumer tests regenerate the pact and the sessions; they must equal contracts/pacts
+   and contracts/sessions.json (or, with `--update`, they replace them).
 2. B's OpenAPI and AsyncAPI files must be current and valid; the pact must fit them, and
    PactFlow's comparator (`opc`, which nox installs with npm) must accept it against both.
    The compatibility gate compares B's contract at `--base` (default HEAD) with B's now.
-   A in front of B, both in-process, gets the smoke test (closes no message precedes).
+   A in front of B, both in-process, gets the smoke test (closes no message precedes), and
+   B, alone and behind A, plays every session of contracts/sessions.json.
 3. B must honour the pact, and altered Bs must fail or pass it as they should.
 4. B and A start on 8000 and 8001; the pact is verified against live B through its
-   provider-state URL, and A in front of B gets a smoke test.
+   provider-state URL, A in front of B gets a smoke test, and B, alone and behind A,
+   plays every session.
 5. Both stop; a table of the checks is printed. Any failure exits 1.
 
 Steps 1 and 3 run side by side, in two pytest processes, and step 2 beside them (all after
@@ -45,6 +47,7 @@ from tests.contracts.compat import report, run_gate
 from tests.contracts.conftest import COMMITTED_PACT, CONTRACTS, PACT_NAME, ROOT
 from tests.contracts.failures import Failed, describe, is_a_failure
 from tests.contracts.providers import over_the_network, verify_pact
+from tests.contracts.sessions import COMMITTED_SESSIONS, SESSIONS_NAME, load, play_all
 from tests.contracts.smoke import smoke
 from tests.contracts.static_check import ASYNCAPI, OPENAPI, problems
 from tests.live import port_is_taken, run_service
@@ -122,9 +125,19 @@ def consumer_pact(update: bool) -> str:
         run_pytest(
             "tests/contracts/test_consumer_http.py",
             "tests/contracts/test_consumer_messages.py",
+            "tests/contracts/test_consumer_sessions.py",
             env={"PACT_OUTPUT_DIR": folder},
         )
         generated_text = (Path(folder) / PACT_NAME).read_text()
+        sessions_text = (Path(folder) / SESSIONS_NAME).read_text()
+    if not COMMITTED_SESSIONS.exists() or COMMITTED_SESSIONS.read_text() != sessions_text:
+        if not update:
+            raise Failed(
+                f"A's consumer tests no longer match {COMMITTED_SESSIONS.relative_to(ROOT)}: "
+                "run `nox -s contracts -- --update`, review the diff and commit it",
+                [f"{COMMITTED_SESSIONS.relative_to(ROOT)} differs from A's sessions"],
+            )
+        COMMITTED_SESSIONS.write_text(sessions_text)
     generated = json.loads(generated_text)
     committed: dict[str, Any] = {"interactions": [], "metadata": {}}
     if COMMITTED_PACT.exists():
@@ -291,6 +304,59 @@ def smoke_in_process() -> str:
     return f"{len(results)} checks"
 
 
+def _sessions_failed(failed: list[str], where: str) -> str:
+    if failed:
+        raise Failed(f"{where} fails sessions:\n  " + "\n  ".join(failed), failed)
+    return f"{len(load())} sessions"
+
+
+async def _sessions_on_b() -> list[str]:
+    from service_b import Settings as BSettings  # noqa: PLC0415 - only this step needs B
+    from service_b import create_app as create_b  # noqa: PLC0415
+    from tests.contracts.providers import in_process  # noqa: PLC0415
+
+    clients = in_process(lambda: create_b(BSettings(database_path=":memory:")))
+    async with clients() as client:
+        return await play_all(client, load())
+
+
+def sessions_in_process() -> str:
+    """Play every session of contracts/sessions.json on B in-process."""
+    return _sessions_failed(anyio.run(_sessions_on_b), "B in-process")
+
+
+async def _sessions_through_a() -> list[str]:
+    from service_a import Settings as ASettings  # noqa: PLC0415 - only this step needs A
+    from service_a import create_app as create_a  # noqa: PLC0415
+    from tests.conftest import B_URL  # noqa: PLC0415
+    from tests.contracts.alterations import a_in_front_of  # noqa: PLC0415
+
+    async with a_in_front_of(lambda app: app, create_a(ASettings(service_b_url=B_URL))) as client:
+        return await play_all(client, load())
+
+
+def sessions_through_a_in_process() -> str:
+    """Play every session on A in front of B, both in-process."""
+    return _sessions_failed(anyio.run(_sessions_through_a), "A in front of B in-process")
+
+
+async def _sessions_at(url: str) -> list[str]:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        return await play_all(client, load())
+
+
+def sessions_live_b() -> str:
+    """Play every session on live B (8000)."""
+    return _sessions_failed(anyio.run(_sessions_at, f"http://127.0.0.1:{B_PORT}"), "live B")
+
+
+def sessions_live_a() -> str:
+    """Play every session on live A (8001) in front of live B."""
+    return _sessions_failed(
+        anyio.run(_sessions_at, f"http://127.0.0.1:{A_PORT}"), "live A in front of B"
+    )
+
+
 def run(name: str, check: Callable[[], str], rows: list[Row]) -> list[Row]:
     """Run one check, time it, and add its row; give the rows."""
     print(f"\n== {name}", flush=True)  # noqa: T201 - this is a command-line report
@@ -353,6 +419,8 @@ def run_live(rows: list[Row]) -> None:
         if run(start, start_both, rows)[-1].passed:
             run("live: B honours the pact (provider-state URL)", provider_live, rows)
             run("live: smoke test of A in front of B", smoke_live, rows)
+            run("live: B plays every session", sessions_live_b, rows)
+            run("live: A in front of B plays every session", sessions_live_a, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         ("static: PactFlow's comparator on the pact", pactflow_comparator),
         (f"gate: B's contract against {options.base}", lambda: compatibility_gate(options.base)),
         ("smoke: A in front of B, in-process", smoke_in_process),
+        ("sessions: B in-process plays every session", sessions_in_process),
+        ("sessions: A in front of B, in-process", sessions_through_a_in_process),
     ]
 
     def in_turn(checks: list[tuple[str, Callable[[], str]]]) -> list[Row]:
