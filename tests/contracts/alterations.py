@@ -499,3 +499,115 @@ DOCUMENTED: dict[str, DocumentChange] = {
     "a version on /status": _doc_status_version,
     "a sequence number on stream updates": _doc_stream_sequence,
 }
+
+
+def _drop_ws(path: str, drop: Callable[[str], bool]) -> Alteration:
+    """Alter B so that it never sends the texts on the WebSocket at `path` that `drop` picks."""
+
+    def alter(app: ASGIApp) -> ASGIApp:
+        async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "websocket" or scope["path"] != path:
+                await app(scope, receive, send)
+                return
+
+            async def filtered(message: Message) -> None:
+                text = message.get("text") if message["type"] == "websocket.send" else None
+                if text is None or not drop(text):
+                    await send(message)
+
+            await app(scope, receive, filtered)
+
+        return altered
+
+    return alter
+
+
+def _is_push(action: str) -> Callable[[str], bool]:
+    def picks(text: str) -> bool:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(value, dict) and value.get("action") == action
+
+    return picks
+
+
+def _rewrite_close_reason(path: str, reasons: dict[str, str]) -> Alteration:
+    """Alter the reasons of the closes B sends on the WebSocket at `path` (old to new)."""
+
+    def alter(app: ASGIApp) -> ASGIApp:
+        async def altered(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "websocket" or scope["path"] != path:
+                await app(scope, receive, send)
+                return
+
+            async def reworded(message: Message) -> None:
+                if message["type"] == "websocket.close" and message.get("reason") in reasons:
+                    message = {**message, "reason": reasons[message["reason"]]}
+                await send(message)
+
+            await app(scope, receive, reworded)
+
+        return altered
+
+    return alter
+
+
+# Closes that follow no message, and a push no longer sent: the pact cannot hold the
+# first, so the session contracts (contracts/sessions.json) must catch them.
+BREAKING |= {
+    "echo closes a binary frame with 1008": (_rewrite_close("/ws/echo", {1003: 1008}), set()),
+    "json closes text that is not JSON with 1003": (
+        _rewrite_close("/ws/json", {1007: 1003}),
+        set(),
+    ),
+    "private closes a too-big message with 1011": (
+        _rewrite_close("/ws/v5/private", {1009: 1011}),
+        set(),
+    ),
+    # B's documents still say 1003: only a check of B's behaviour sees it.
+    "broadcast closes a binary frame with 1011, undocumented": (
+        _rewrite_close("/ws/broadcast", {1003: 1011}),
+        set(),
+    ),
+    "deleted push dropped": (
+        _drop_ws("/ws/v5/private", _is_push("deleted")),
+        {"an item deletion pushed after subscribe"},
+    ),
+    "login-required close reason reworded": (
+        _rewrite_close_reason("/ws/v5/private", {"login required": "log in first"}),
+        set(),
+    ),
+}
+
+
+def _doc_deleted_dropped(_: Document, asyncapi: Document) -> None:
+    action = _schema(asyncapi, "ItemsPush")["properties"]["action"]
+    action["enum"] = [a for a in action["enum"] if a != "deleted"]
+
+
+def _doc_login_required_reworded(_: Document, asyncapi: Document) -> None:
+    for close in asyncapi["channels"]["private"]["x-close-codes"]:
+        reasons = close.get("x-reasons", [])
+        close["x-reasons"] = ["log in first" if r == "login required" else r for r in reasons]
+
+
+#: Breaking changes B's documents do not show (B's behaviour leaves them), or show in a
+#: part the gate takes as compatible (a close reason in other words): neither the static
+#: check nor the gate can see them; the sessions and the smoke test must.
+BEHAVIOUR_ONLY = frozenset(
+    {
+        "broadcast closes a binary frame with 1011, undocumented",
+        "login-required close reason reworded",
+    }
+)
+
+DOCUMENTED |= {
+    "echo closes a binary frame with 1008": _recoded("echo", 1003, 1008),
+    "json closes text that is not JSON with 1003": _recoded("json", 1007, 1003),
+    "private closes a too-big message with 1011": _recoded("private", 1009, 1011),
+    "broadcast closes a binary frame with 1011, undocumented": lambda _, __: None,
+    "deleted push dropped": _doc_deleted_dropped,
+    "login-required close reason reworded": _doc_login_required_reworded,
+}

@@ -7,8 +7,9 @@ behaviour changes (the ASGI alteration) and so do B's documents, as
 `python -m service_b.export_contracts` would regenerate them (`DOCUMENTED`). Each goes
 through the checks `nox -s contracts` runs: the static check of the pact against the
 altered documents, the compatibility gate from the committed documents to the altered
-ones, the pact verified against the altered B in-process, and the smoke test of A in front
-of the altered B in-process. A breaking change is caught when some check fails; a
+ones, the pact verified against the altered B in-process, the smoke test of A in front
+of the altered B in-process, and the sessions of contracts/sessions.json played on the
+altered B in-process. A breaking change is caught when some check fails; a
 compatible one passes when none does. The closing lines give both counts.
 """
 
@@ -35,6 +36,7 @@ from tests.contracts.alterations import BREAKING, COMPATIBLE, DOCUMENTED, Altera
 from tests.contracts.compat import a_uses, gate, report
 from tests.contracts.conftest import COMMITTED_PACT
 from tests.contracts.providers import Verification, in_process, served, verify_pact
+from tests.contracts.sessions import load, play_all
 from tests.contracts.smoke import smoke
 from tests.contracts.static_check import ASYNCAPI, OPENAPI, problems
 
@@ -88,6 +90,17 @@ def static_and_gate(name: str) -> dict[str, list[str]]:
     }
 
 
+async def _sessions(alteration: Alteration) -> list[str]:
+    clients = in_process(lambda: alteration(create_b(BSettings(database_path=":memory:"))))
+    async with clients() as client:
+        return await play_all(client, load())
+
+
+def sessions_of(alteration: Alteration) -> list[str]:
+    """Play every session of contracts/sessions.json on the altered B in-process."""
+    return anyio.run(_sessions, alteration)
+
+
 async def _smoke(alteration: Alteration) -> list[str]:
     async with a_in_front_of(alteration, create_a(ASettings(service_b_url=B_URL))) as client:
         results = await smoke(client)
@@ -100,6 +113,7 @@ def outcome(name: str, breaking: bool, alteration: Alteration, today: set[str]) 
     verified = verify(alteration)
     found["provider"] = sorted(verified.failed - today)
     found["smoke"] = anyio.run(_smoke, alteration)
+    found["sessions"] = sessions_of(alteration)
     return Outcome(name, breaking, found)
 
 
@@ -112,8 +126,8 @@ def every_altered_b() -> list[tuple[str, bool, Alteration]]:
 
 def render(outcomes: list[Outcome], seconds: float) -> str:
     """Render one line per altered B, what each check found, and the counts."""
-    checks = ("static", "gate", "provider", "smoke")
-    lines = [f"{'altered B':<42} {'kind':<10} " + " ".join(f"{c:<8}" for c in checks) + " verdict"]
+    checks = ("static", "gate", "provider", "smoke", "sessions")
+    lines = [f"{'altered B':<56} {'kind':<10} " + " ".join(f"{c:<8}" for c in checks) + " verdict"]
     for o in outcomes:
         marks = " ".join(f"{'FAILED' if o.found[c] else 'ok':<8}" for c in checks)
         verdict = (
@@ -122,7 +136,7 @@ def render(outcomes: list[Outcome], seconds: float) -> str:
             else ("passed" if not o.caught else "FALSE ALARM")
         )
         kind = "breaking" if o.breaking else "compatible"
-        lines.append(f"{o.name:<42} {kind:<10} {marks} {verdict}")
+        lines.append(f"{o.name:<56} {kind:<10} {marks} {verdict}")
         lines.extend(
             f"    {check}: {problem.splitlines()[0][:150]}"
             for check in checks

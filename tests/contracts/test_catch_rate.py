@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contracts.alterations import BREAKING, COMPATIBLE, DOCUMENTED
+from tests.contracts.alterations import BEHAVIOUR_ONLY, BREAKING, COMPATIBLE, DOCUMENTED
 from tests.contracts.catch_rate import Outcome, render, static_and_gate
 
 
@@ -19,11 +19,18 @@ def test_every_altered_b_says_how_its_documents_change() -> None:
     assert set(BREAKING) | set(COMPATIBLE) == set(DOCUMENTED)
 
 
-@pytest.mark.parametrize("name", list(BREAKING))
+@pytest.mark.parametrize("name", sorted(set(BREAKING) - BEHAVIOUR_ONLY))
 def test_documented_breaking_change_fails_static_check_or_gate(name: str) -> None:
     """B's documents of a breaking change fail the static check or the gate, naming it."""
     found = static_and_gate(name)
     assert any(found.values()), f"{name!r} passes both the static check and the gate"
+
+
+@pytest.mark.parametrize("name", sorted(BEHAVIOUR_ONLY))
+def test_behaviour_only_change_is_invisible_to_static_check_and_gate(name: str) -> None:
+    """What `BEHAVIOUR_ONLY` says is true: only the sessions and the smoke test can see it."""
+    assert name in BREAKING
+    assert {"static": [], "gate": []} == static_and_gate(name)
 
 
 @pytest.mark.parametrize("name", list(COMPATIBLE))
@@ -36,11 +43,19 @@ def test_render_counts_caught_and_passed() -> None:
     """The closing line counts breaking changes caught and compatible ones passed."""
     outcomes = [
         Outcome(
-            "b1", breaking=True, found={"static": ["x"], "gate": [], "provider": [], "smoke": []}
+            "b1",
+            breaking=True,
+            found={"static": ["x"], "gate": [], "provider": [], "smoke": [], "sessions": []},
         ),
-        Outcome("b2", breaking=True, found={"static": [], "gate": [], "provider": [], "smoke": []}),
         Outcome(
-            "c1", breaking=False, found={"static": ["y"], "gate": [], "provider": [], "smoke": []}
+            "b2",
+            breaking=True,
+            found={"static": [], "gate": [], "provider": [], "smoke": [], "sessions": []},
+        ),
+        Outcome(
+            "c1",
+            breaking=False,
+            found={"static": ["y"], "gate": [], "provider": [], "smoke": [], "sessions": []},
         ),
     ]
     rendered = render(outcomes, 1.0)
