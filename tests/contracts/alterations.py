@@ -593,15 +593,9 @@ def _doc_login_required_reworded(_: Document, asyncapi: Document) -> None:
         close["x-reasons"] = ["log in first" if r == "login required" else r for r in reasons]
 
 
-#: Breaking changes B's documents do not show (B's behaviour leaves them), or show in a
-#: part the gate takes as compatible (a close reason in other words): neither the static
-#: check nor the gate can see them; the sessions and the smoke test must.
-BEHAVIOUR_ONLY = frozenset(
-    {
-        "broadcast closes a binary frame with 1011, undocumented",
-        "login-required close reason reworded",
-    }
-)
+#: Breaking changes B's documents do not show (B's behaviour leaves them): neither the
+#: static check nor the gate can see them; the sessions and the smoke test must.
+BEHAVIOUR_ONLY = frozenset({"broadcast closes a binary frame with 1011, undocumented"})
 
 DOCUMENTED |= {
     "echo closes a binary frame with 1008": _recoded("echo", 1003, 1008),

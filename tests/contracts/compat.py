@@ -273,6 +273,21 @@ def _close_differences(where: str, before: Any, after: Any) -> Iterator[Differen
             # The reason documents when B closes so; the code on the wire is unchanged.
             change = f"described as {new_closes[code]!r}, was {old_closes[code]!r}"
             yield Difference(where, f"close {code}", change, breaking=False)
+    # `x-reasons` are the reasons on the wire, which a client may tell apart: one removed
+    # (or reworded) is breaking, a new one is not.
+    old_reasons, new_reasons = _wire_reasons(before), _wire_reasons(after)
+    for code, reason in sorted(old_reasons - new_reasons):
+        yield Difference(where, f"close {code}", f"reason {reason!r} removed", breaking=True)
+    for code, reason in sorted(new_reasons - old_reasons):
+        yield Difference(where, f"close {code}", f"reason {reason!r} added", breaking=False)
+
+
+def _wire_reasons(channel: Any) -> set[tuple[int, str]]:
+    return {
+        (close["code"], reason)
+        for close in channel.get("x-close-codes", [])
+        for reason in close.get("x-reasons", [])
+    }
 
 
 def _query(channel: Any) -> Any:

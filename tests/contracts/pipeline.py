@@ -304,7 +304,8 @@ def smoke_in_process() -> str:
     return f"{len(results)} checks"
 
 
-def _sessions_failed(failed: list[str], where: str) -> str:
+def sessions_check(failed: list[str], where: str) -> str:
+    """Pass with the number of sessions, or fail naming each failed session and step."""
     if failed:
         raise Failed(f"{where} fails sessions:\n  " + "\n  ".join(failed), failed)
     return f"{len(load())} sessions"
@@ -322,7 +323,7 @@ async def _sessions_on_b() -> list[str]:
 
 def sessions_in_process() -> str:
     """Play every session of contracts/sessions.json on B in-process."""
-    return _sessions_failed(anyio.run(_sessions_on_b), "B in-process")
+    return sessions_check(anyio.run(_sessions_on_b), "B in-process")
 
 
 async def _sessions_through_a() -> list[str]:
@@ -337,7 +338,7 @@ async def _sessions_through_a() -> list[str]:
 
 def sessions_through_a_in_process() -> str:
     """Play every session on A in front of B, both in-process."""
-    return _sessions_failed(anyio.run(_sessions_through_a), "A in front of B in-process")
+    return sessions_check(anyio.run(_sessions_through_a), "A in front of B in-process")
 
 
 async def _sessions_at(url: str) -> list[str]:
@@ -347,12 +348,12 @@ async def _sessions_at(url: str) -> list[str]:
 
 def sessions_live_b() -> str:
     """Play every session on live B (8000)."""
-    return _sessions_failed(anyio.run(_sessions_at, f"http://127.0.0.1:{B_PORT}"), "live B")
+    return sessions_check(anyio.run(_sessions_at, f"http://127.0.0.1:{B_PORT}"), "live B")
 
 
 def sessions_live_a() -> str:
     """Play every session on live A (8001) in front of live B."""
-    return _sessions_failed(
+    return sessions_check(
         anyio.run(_sessions_at, f"http://127.0.0.1:{A_PORT}"), "live A in front of B"
     )
 

@@ -307,7 +307,10 @@ def fits(expected: Any, got: Any) -> bool:
 
 
 async def _next(ws: AsyncWebSocketSession) -> str | bytes:
-    message = await ws.receive(STEP_SECONDS)
+    try:
+        message = await ws.receive(STEP_SECONDS)
+    except TimeoutError:
+        raise Mismatch(f"nothing came within {STEP_SECONDS:g} s") from None
     if isinstance(message, wsproto.events.BytesMessage):
         return bytes(message.data)
     if isinstance(message, wsproto.events.TextMessage):
@@ -392,8 +395,10 @@ async def _expect_message(step: Step, ws: AsyncWebSocketSession, saved: dict[str
 
 
 def _shown(step: Step) -> str:
-    text = json.dumps({key: value for key, value in step.items() if key != "reason"})
-    return text if len(text) <= 60 else text[:57] + "..."
+    """Name a step in a few words: its kind and the start of its value (`expect_close 1003`)."""
+    kind = next(iter(step))
+    value = json.dumps(step[kind])
+    return f"{kind} {value if len(value) <= 24 else value[:21] + '...'}"
 
 
 async def play(session: Session, client: httpx.AsyncClient) -> str | None:
@@ -411,6 +416,8 @@ async def play(session: Session, client: httpx.AsyncClient) -> str | None:
                         continue
                     with anyio.fail_after(STEP_SECONDS * 2):
                         await _step(step, client, sockets, stack, saved)
+    except TimeoutError:
+        return f"step {number} {_shown(step)}: not done within {STEP_SECONDS * 2:g} s"
     except BaseException as exc:
         if not is_a_failure(exc):
             raise

@@ -222,6 +222,22 @@ def test_a_changed_close_description_is_compatible() -> None:
     assert (False, False) == (finding.difference.breaking, finding.fails)
 
 
+def test_a_reworded_close_reason_on_the_wire_fails() -> None:
+    """A reason B sends (`x-reasons`) in other words is breaking: a client may tell them apart."""
+
+    def reworded(_: Document, asyncapi: Document) -> None:
+        for close in asyncapi["channels"]["private"]["x-close-codes"]:
+            close["x-reasons"] = [
+                "log in first" if r == "login required" else r for r in close.get("x-reasons", [])
+            ]
+
+    findings = _gate(reworded)
+    assert sorted((f.difference.change, f.fails) for f in findings) == [
+        ("reason 'log in first' added", False),
+        ("reason 'login required' removed", True),
+    ]
+
+
 def test_no_change_is_no_difference() -> None:
     """B's documents as they are against themselves: nothing to report."""
     assert "no difference" == report(_gate(lambda _, __: None))

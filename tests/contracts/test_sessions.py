@@ -8,9 +8,11 @@ change passes them all.
 from __future__ import annotations
 
 import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.contracts.alterations import BREAKING, COMPATIBLE
 from tests.contracts.catch_rate import sessions_of
+from tests.contracts.pipeline import run, sessions_check, table
 from tests.contracts.sessions import COMMITTED_SESSIONS, SESSIONS, load, render
 
 #: For each altered B the sessions must catch: each session that fails, and its step.
@@ -84,3 +86,32 @@ def test_altered_b_fails_the_session_that_holds_the_change(name: str) -> None:
 def test_compatible_b_plays_every_session(name: str) -> None:
     """A change that breaks nobody fails no session."""
     assert sessions_of(COMPATIBLE[name]) == []
+
+
+def test_a_failed_session_is_a_failed_row_naming_session_and_step() -> None:
+    """In `nox -s contracts`, B failing a session is a FAILED row naming it and the step."""
+    failed = sessions_of(BREAKING["echo closes a binary frame with 1008"][0])
+    [row] = run(
+        "sessions: B in-process plays every session", lambda: sessions_check(failed, "B"), []
+    )
+    assert not row.passed
+    assert row.broke == failed
+    assert "'echo: a text is echoed, a binary frame closes with 1003', step 5" in table([row])
+
+
+def _refusing(app: ASGIApp) -> ASGIApp:
+    async def refused(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await app(scope, receive, send)
+            return
+        await receive()  # the handshake
+        await send({"type": "websocket.close", "code": 1008})  # before accepting: HTTP 403
+
+    return refused
+
+
+def test_a_refused_handshake_is_a_failed_step_not_a_crash() -> None:
+    """A B that refuses every WebSocket fails each session at its first step, by name."""
+    failed = sessions_of(_refusing)
+    assert len(failed) == len(SESSIONS)
+    assert all(", step 1 connect " in line for line in failed)
