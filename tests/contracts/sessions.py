@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +42,9 @@ import httpx
 import wsproto.events
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect
 
+from service_b.login_message import login_message
+from service_b.settings import DEMO_API_KEY, DEMO_API_SECRET
 from tests.contracts.failures import Failed, describe, is_a_failure
-from tests.contracts.providers import login_text
 from tests.ws import connect_ws
 
 SESSIONS_NAME = "sessions.json"
@@ -58,6 +60,15 @@ TOO_BIG_REASON = f"message is larger than {MAX_MESSAGE_BYTES} bytes"
 NOT_JSON = "message is not valid JSON"
 
 Step = dict[str, Any]
+
+
+def login_text(secret: str = DEMO_API_SECRET) -> str:
+    """Give a login for B's demo key signed now with `secret` (as `providers.login_text`).
+
+    Not imported from there: that module loads Pact's verifier, which A's consumer tests
+    of the sessions do not need (1 s of imports in their pytest process).
+    """
+    return login_message(DEMO_API_KEY, secret, "pact", f"{time.time():.6f}")
 
 
 @dataclass(frozen=True)
