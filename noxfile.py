@@ -66,7 +66,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def contracts(session: nox.Session) -> None:
-    """Check every contract, then B and A live on 8000/8001 (`-- --update` rewrites the pact)."""
+    """Check every contract and session, then B and A live on 8000/8001 (`-- --update`: rewrite)."""
     install(session, "tests")
     env = {}
     comparator = install_comparator(session)
