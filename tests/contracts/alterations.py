@@ -571,10 +571,9 @@ BREAKING |= {
         _rewrite_close("/ws/broadcast", {1003: 1011}),
         set(),
     ),
-    "deleted push dropped": (
-        _drop_ws("/ws/v5/private", _is_push("deleted")),
-        {"an item deletion pushed after subscribe"},
-    ),
+    # The pact's deletion interaction fails too, after waiting 5 s for the push (the catch
+    # rate shows it); named here, it would add those 5 s to `nox -s contracts`.
+    "deleted push dropped": (_drop_ws("/ws/v5/private", _is_push("deleted")), set()),
     "login-required close reason reworded": (
         _rewrite_close_reason("/ws/v5/private", {"login required": "log in first"}),
         set(),
